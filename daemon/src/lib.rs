@@ -1,1 +1,43 @@
-//! placeholder
+//! codexd: one long-running owner for the Codex login, served to every client over a local socket.
+//!
+//! The binary (`main.rs`) turns flags and environment into a [`Config`], binds the socket with
+//! [`ipc::listener::bind`], and calls [`run`]; end-to-end tests drive the real binary. See
+//! `docs/ARCHITECTURE.md` for the code map and the invariants.
+
+pub mod auth;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod ipc;
+pub mod state;
+pub mod watch;
+
+pub use config::Config;
+
+use interprocess::local_socket::tokio::Listener;
+use tokio_util::sync::CancellationToken;
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The credential home cannot be watched.
+    #[error("cannot watch {path:?} for changes: {source}")]
+    Watch {
+        /// The credential home.
+        path: std::path::PathBuf,
+        /// The watcher's error.
+        source: notify::Error,
+    },
+}
+
+/// Serves `listener` until `shutdown` is cancelled (by a signal or a `daemon/shutdown` request), then tells
+/// every subscriber and returns once the connections are done.
+pub async fn run(config: Config, listener: Listener, shutdown: CancellationToken) -> Result<(), RunError> {
+    let daemon = daemon::Daemon::start(config, shutdown).await;
+    let home = daemon.config().codex_home.clone();
+    let _watcher =
+        watch::spawn_store_watcher(daemon.clone()).map_err(|source| RunError::Watch { path: home, source })?;
+    tracing::info!(socket = %daemon.config().socket.display(), codex_home = %daemon.config().codex_home.display(), "codexd is serving");
+    ipc::serve(listener, daemon).await;
+    Ok(())
+}

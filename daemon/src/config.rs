@@ -1,0 +1,99 @@
+//! The daemon's configuration, resolved from flags and environment before anything starts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default issuer for logins and refresh.
+pub const DEFAULT_ISSUER: &str = "https://auth.openai.com";
+
+/// Default bound on one write to a client before that client is dropped.
+pub const DEFAULT_CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything `run` needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The socket the daemon serves.
+    pub socket: PathBuf,
+    /// The credential home (canonical path), as the Codex CLI's `CODEX_HOME`.
+    pub codex_home: PathBuf,
+    /// Issuer base URL for logins.
+    pub issuer: String,
+    /// How long one write to a client may block before the client is dropped.
+    pub client_write_timeout: Duration,
+}
+
+/// A configuration the daemon cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `CODEX_HOME` (or `--codex-home`) names a missing path, which the Codex CLI refuses too.
+    #[error("CODEX_HOME points to {path:?}, but that path does not exist")]
+    CodexHomeMissing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Neither `CODEX_HOME` nor `HOME` is set.
+    #[error("cannot find the credential home: set CODEX_HOME or HOME")]
+    NoHome,
+    /// The credential home exists but cannot be used.
+    #[error("cannot use the credential home {path:?}: {source}")]
+    CodexHome {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No socket path could be worked out.
+    #[error("cannot work out the socket path: set CODEXD_SOCKET or pass --socket")]
+    NoSocket,
+}
+
+/// Finds the credential home as the Codex CLI does: an explicit path must exist; the default `~/.codex` is
+/// created (mode 0700) when missing. Returns the canonical path, which also keys the keyring entry.
+pub fn resolve_codex_home(explicit: Option<&Path>, home: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match explicit {
+        Some(path) => {
+            if !path.exists() {
+                return Err(ConfigError::CodexHomeMissing { path: path.to_owned() });
+            }
+            path.to_owned()
+        }
+        None => {
+            let path = home.ok_or(ConfigError::NoHome)?.join(".codex");
+            create_private_dir(&path).map_err(|source| ConfigError::CodexHome { path: path.clone(), source })?;
+            path
+        }
+    };
+    let canonical = path.canonicalize().map_err(|source| ConfigError::CodexHome { path: path.clone(), source })?;
+    if !canonical.is_dir() {
+        return Err(ConfigError::CodexHome {
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            path: canonical,
+        });
+    }
+    Ok(canonical)
+}
+
+/// Creates a directory (and its parents) readable by its owner only.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_home_must_exist_and_default_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope");
+        assert!(matches!(resolve_codex_home(Some(&missing), None), Err(ConfigError::CodexHomeMissing { .. })));
+        let created = resolve_codex_home(None, Some(tmp.path())).unwrap();
+        assert_eq!(created, tmp.path().canonicalize().unwrap().join(".codex"));
+        assert!(created.is_dir());
+        assert!(matches!(resolve_codex_home(None, None), Err(ConfigError::NoHome)));
+    }
+}

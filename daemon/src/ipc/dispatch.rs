@@ -1,0 +1,184 @@
+//! Request dispatch: the only place that sees both wire types and the daemon's domain types.
+
+use crate::daemon::{CountGuard, Daemon};
+use crate::events::EncodedLine;
+use crate::state::Loaded;
+use codexd_proto::methods::{
+    Account, AccountReadParams, AccountReadResult, ClientInfo, DaemonStatusResult, EmptyResult, GetAuthStatusParams,
+    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginStartParams, PROTOCOL_VERSION,
+    method,
+};
+use codexd_proto::{ErrorCode, ErrorObject, Request, Response, Secret};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// What a connection holds once it has called `initialize`.
+pub struct Subscription<'a> {
+    /// Notifications for this connection.
+    pub events: broadcast::Receiver<EncodedLine>,
+    _counted: CountGuard<'a>,
+}
+
+/// Per-connection state that requests may change.
+#[derive(Default)]
+pub struct Session<'a> {
+    /// Set by `initialize`.
+    pub subscription: Option<Subscription<'a>>,
+    /// Who the client said it is.
+    pub client: Option<ClientInfo>,
+}
+
+/// Handles one parsed request; returns the reply, or `None` for a client notification (no id).
+pub async fn handle<'a>(daemon: &'a Daemon, request: Request, session: &mut Session<'a>) -> Option<Response> {
+    let id = request.id.clone();
+    tracing::debug!(method = %request.method, id = ?id, "request");
+    let outcome = if daemon.shutdown_token().is_cancelled() && request.method != method::DAEMON_STATUS {
+        Err(ErrorObject::new(ErrorCode::ShuttingDown, "codexd is shutting down; reconnect when it is back"))
+    } else {
+        route(daemon, &request, session).await
+    };
+    let id = id?;
+    Some(match outcome {
+        Ok(result) => Response::result(Some(id), result),
+        Err(error) => Response::error(Some(id), error),
+    })
+}
+
+async fn route<'a>(daemon: &'a Daemon, request: &Request, session: &mut Session<'a>) -> Result<Value, ErrorObject> {
+    match request.method.as_str() {
+        method::INITIALIZE => {
+            let params: InitializeParams = request.params_as()?;
+            tracing::debug!(client = %params.client_info.name, version = %params.client_info.version, "initialize");
+            if session.subscription.is_none() {
+                session.subscription =
+                    Some(Subscription { events: daemon.subscribe(), _counted: daemon.count_subscriber() });
+            }
+            session.client = Some(params.client_info);
+            to_value(&InitializeResult {
+                server_info: ClientInfo { name: "codexd".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+                protocol_version: PROTOCOL_VERSION,
+                codex_home: daemon.config().codex_home.display().to_string(),
+            })
+        }
+        method::GET_AUTH_STATUS => {
+            let params: GetAuthStatusParams = request.params_as()?;
+            if params.refresh_token == Some(true) {
+                return Err(not_implemented("refreshToken"));
+            }
+            to_value(&auth_status(daemon, params.include_token.unwrap_or(false)))
+        }
+        method::ACCOUNT_READ => {
+            let params: AccountReadParams = request.params_as()?;
+            if params.refresh_token == Some(true) {
+                return Err(not_implemented("refreshToken"));
+            }
+            to_value(&account_read(daemon))
+        }
+        method::LOGIN_START => {
+            let _: LoginStartParams = request.params_as()?;
+            Err(not_implemented(method::LOGIN_START))
+        }
+        method::LOGIN_CANCEL => {
+            let _: LoginCancelParams = request.params_as()?;
+            Err(not_implemented(method::LOGIN_CANCEL))
+        }
+        method::LOGOUT => {
+            daemon.logout().await.map_err(|e| {
+                ErrorObject::new(ErrorCode::StoreError, format!("logout failed, the credentials are still stored: {e}"))
+            })?;
+            to_value(&EmptyResult {})
+        }
+        method::DAEMON_STATUS => to_value(&daemon_status(daemon)),
+        method::DAEMON_SHUTDOWN => {
+            tracing::info!(client = ?session.client.as_ref().map(|c| &c.name), "shutdown requested over the socket");
+            daemon.shutdown_token().cancel();
+            to_value(&EmptyResult {})
+        }
+        other => Err(ErrorObject::new(
+            ErrorCode::MethodNotFound,
+            format!("unknown method {other:?}; see docs/PROTOCOL.md for the methods codexd serves"),
+        )),
+    }
+}
+
+fn auth_status(daemon: &Daemon, include_token: bool) -> GetAuthStatusResult {
+    let snapshot = daemon.snapshot();
+    let mut status = GetAuthStatusResult {
+        auth_method: None,
+        auth_token: None,
+        requires_openai_auth: true,
+        account_id: None,
+        plan_type: None,
+        expires_at: None,
+        generation: snapshot.generation,
+        auth_error: None,
+    };
+    match snapshot.loaded {
+        Loaded::LoggedOut => {}
+        Loaded::Unusable(problem) => status.auth_error = Some(problem),
+        Loaded::LoggedIn(c) => {
+            status.auth_method = Some(c.mode);
+            status.auth_token = include_token.then(|| Secret::new(c.bearer.expose()));
+            status.account_id = c.account_id;
+            status.plan_type = c.plan_type;
+            status.expires_at = c.expires_at.map(rfc3339);
+        }
+    }
+    status
+}
+
+fn account_read(daemon: &Daemon) -> AccountReadResult {
+    let account = match daemon.snapshot().loaded {
+        Loaded::LoggedIn(c) => Some(match c.mode {
+            codexd_proto::methods::AuthMode::ApiKey => Account::ApiKey,
+            codexd_proto::methods::AuthMode::Chatgpt => {
+                Account::Chatgpt { email: c.email, plan_type: c.plan_type, account_id: c.account_id }
+            }
+        }),
+        Loaded::LoggedOut | Loaded::Unusable(_) => None,
+    };
+    AccountReadResult { account, requires_openai_auth: true }
+}
+
+fn daemon_status(daemon: &Daemon) -> DaemonStatusResult {
+    let snapshot = daemon.snapshot();
+    let (connections, subscribers) = daemon.counts();
+    let config = daemon.config();
+    let (auth_method, last_refresh, auth_error) = match snapshot.loaded {
+        Loaded::LoggedOut => (None, None, None),
+        Loaded::LoggedIn(c) => (Some(c.mode), c.last_refresh.map(rfc3339), None),
+        Loaded::Unusable(problem) => (None, None, Some(problem)),
+    };
+    DaemonStatusResult {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        uptime_seconds: daemon.uptime().as_secs(),
+        store: "file".to_owned(),
+        codex_home: config.codex_home.display().to_string(),
+        socket: config.socket.display().to_string(),
+        connections,
+        subscribers,
+        generation: snapshot.generation,
+        auth_method,
+        last_refresh,
+        next_refresh: None,
+        auth_error,
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn not_implemented(what: &str) -> ErrorObject {
+    ErrorObject::new(
+        ErrorCode::NotImplemented,
+        format!("{what} is not implemented in this version of codexd; sign in with `codex login` meanwhile"),
+    )
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, ErrorObject> {
+    serde_json::to_value(value)
+        .map_err(|e| ErrorObject::new(ErrorCode::InternalError, format!("could not encode the result: {e}")))
+}

@@ -1,0 +1,201 @@
+//! The listening socket: a private directory, a single-instance lock, stale-socket cleanup, a 0600 socket, and a
+//! guard that removes the socket when the daemon exits.
+
+use interprocess::local_socket::ListenerOptions;
+use interprocess::local_socket::tokio::Listener;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The longest socket path `bind` accepts, in bytes (`sun_path` holds 108 on Linux, 104 on macOS, NUL included).
+#[cfg(target_os = "linux")]
+pub const MAX_SOCKET_PATH: usize = 107;
+/// The longest socket path `bind` accepts, in bytes (`sun_path` holds 104 here, NUL included).
+#[cfg(not(target_os = "linux"))]
+pub const MAX_SOCKET_PATH: usize = 103;
+
+/// Why the daemon could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The path does not fit in `sun_path`.
+    #[error("socket path {path:?} is too long ({len} bytes, the limit is {max}); choose a shorter --socket")]
+    PathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Another daemon holds the lock.
+    #[error("another codexd (pid {pid}) is already serving {path:?}; stop it first (`codexctl stop`)")]
+    AlreadyRunning {
+        /// Its pid, as written in the lock file ("unknown" if unreadable).
+        pid: String,
+        /// The socket.
+        path: PathBuf,
+    },
+    /// The socket directory belongs to someone else or is open to others and cannot be fixed.
+    #[error("socket directory {path:?} is not private to this user: {why}")]
+    UnsafeDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Any other I/O failure, with what was being done.
+    #[error("cannot {action} {path:?}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Removes the socket file when dropped. The lock file stays, so that a daemon starting at that moment cannot
+/// take a lock on a file that is being unlinked.
+#[derive(Debug)]
+pub struct SocketGuard {
+    path: PathBuf,
+    _lock: Option<File>,
+}
+
+impl SocketGuard {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove the socket");
+        }
+    }
+}
+
+/// Binds the socket at `path`: checks its length, makes its directory private, takes the single-instance lock,
+/// removes a stale socket, and binds with mode 0600. Must run inside a tokio runtime.
+#[cfg(unix)]
+pub fn bind(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
+    use interprocess::local_socket::{GenericFilePath, ToFsName};
+    use interprocess::os::unix::local_socket::ListenerOptionsExt;
+
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(ListenError::PathTooLong { path: path.to_owned(), len, max: MAX_SOCKET_PATH });
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    make_private_dir(dir)?;
+    let lock = take_lock(path)?;
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(path = %path.display(), "removed a stale socket left by a daemon that died"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ListenError::Io { action: "remove the stale socket", path: path.to_owned(), source });
+        }
+    }
+    let io_err = |action| move |source| ListenError::Io { action, path: path.to_owned(), source };
+    let name = path.to_fs_name::<GenericFilePath>().map_err(io_err("name"))?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(0o600)
+        .reclaim_name(false)
+        .create_tokio()
+        .map_err(io_err("listen on"))?;
+    let guard = SocketGuard { path: path.to_owned(), _lock: Some(lock) };
+    // The mode was applied before bind; set it again in case the platform ignores it there.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err("set the mode of"))?;
+    Ok((listener, guard))
+}
+
+/// Binds the named pipe. Windows support compiles through interprocess but is untested.
+#[cfg(windows)]
+pub fn bind(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
+    use interprocess::local_socket::{GenericNamespaced, ToNsName};
+    let io_err = |action| move |source| ListenError::Io { action, path: path.to_owned(), source };
+    let pipe = path.to_string_lossy().trim_start_matches(r"\\.\pipe\").to_owned();
+    let name = pipe.to_ns_name::<GenericNamespaced>().map_err(io_err("name"))?;
+    let listener = ListenerOptions::new().name(name).create_tokio().map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            ListenError::AlreadyRunning { pid: "unknown".to_owned(), path: path.to_owned() }
+        }
+        _ => ListenError::Io { action: "listen on", path: path.to_owned(), source },
+    })?;
+    Ok((listener, SocketGuard { path: path.to_owned(), _lock: None }))
+}
+
+#[cfg(unix)]
+fn make_private_dir(dir: &Path) -> Result<(), ListenError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    crate::config::create_private_dir(dir).map_err(|source| ListenError::Io {
+        action: "create the socket directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let meta = std::fs::metadata(dir).map_err(|source| ListenError::Io {
+        action: "inspect the socket directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(ListenError::UnsafeDirectory {
+            path: dir.to_owned(),
+            why: format!("owned by uid {}, not {uid}", meta.uid()),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        tracing::warn!(path = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "making the socket directory private (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| ListenError::Io {
+            action: "make private",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Takes `<socket>.lock` (flock) and writes our pid into it.
+#[cfg(unix)]
+fn take_lock(socket: &Path) -> Result<File, ListenError> {
+    let mut lock_path = socket.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let io_err = |action: &'static str| {
+        let path = lock_path.clone();
+        move |source| ListenError::Io { action, path, source }
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_err("open the lock file"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(ListenError::AlreadyRunning {
+                pid: if pid.is_empty() { "unknown".to_owned() } else { pid.to_owned() },
+                path: socket.to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(io_err("lock")(source)),
+    }
+    file.set_len(0).map_err(io_err("write the lock file"))?;
+    file.rewind().map_err(io_err("write the lock file"))?;
+    write!(file, "{}", std::process::id()).map_err(io_err("write the lock file"))?;
+    Ok(file)
+}
