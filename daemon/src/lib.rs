@@ -37,6 +37,8 @@ pub async fn run(config: Config, listener: Listener, shutdown: CancellationToken
     let home = daemon.config().codex_home.clone();
     let _watcher =
         watch::spawn_store_watcher(daemon.clone()).map_err(|source| RunError::Watch { path: home, source })?;
+    // A change made between the first read and the start of the watch would otherwise go unseen.
+    daemon.reload_external().await;
     tracing::info!(socket = %daemon.config().socket.display(), codex_home = %daemon.config().codex_home.display(), "codexd is serving");
     ipc::serve(listener, daemon).await;
     Ok(())

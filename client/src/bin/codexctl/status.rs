@@ -1,0 +1,122 @@
+//! `codexctl status`: who is logged in and how, and the daemon's own state.
+
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED};
+use codexd_client::proto::methods::{AuthMode, AuthProblem, DaemonStatusResult, GetAuthStatusResult};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// Flags of `codexctl status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// Print one JSON object `{"auth": <getAuthStatus result>, "daemon": <daemon/status result>}`.
+    #[arg(long, help = r#"Print one JSON object {"auth": <getAuthStatus result>, "daemon": <daemon/status result>}"#)]
+    json: bool,
+}
+
+/// Prints the summary; exit 1 when not logged in, as `codex login status` does.
+pub(crate) fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect()?;
+    let mut auth = client.get_auth_status(false)?;
+    // Never print a secret here, whatever the daemon sent.
+    auth.auth_token = None;
+    let daemon = client.daemon_status()?;
+    let text = if args.json {
+        let mut line = serde_json::to_string(&serde_json::json!({ "auth": auth, "daemon": daemon }))?;
+        line.push('\n');
+        line
+    } else {
+        summary(&auth, &daemon)
+    };
+    io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(if auth.auth_method.is_some() { EXIT_OK } else { EXIT_REFUSED })
+}
+
+/// The human summary, one fact a line.
+fn summary(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> String {
+    let mut s = String::new();
+    let how = match auth.auth_method {
+        Some(AuthMode::Chatgpt) => "Logged in using ChatGPT",
+        Some(AuthMode::ApiKey) => "Logged in using an API key",
+        None => "Not logged in",
+    };
+    let _ = writeln!(s, "{how}");
+    let mut field = |name: &str, value: &str| {
+        let _ = writeln!(s, "  {:<13} {value}", format!("{name}:"));
+    };
+    if let Some(account) = &auth.account_id {
+        field("account", account);
+    }
+    if let Some(plan) = &auth.plan_type {
+        field("plan", plan);
+    }
+    if let Some(expires) = &auth.expires_at {
+        field("token expires", expires);
+    }
+    if let Some(problem) = auth.auth_error.as_ref().or(daemon.auth_error.as_ref()) {
+        field("problem", &problem_line(problem));
+    }
+    let _ = writeln!(s, "codexd {} (pid {}, up {})", daemon.version, daemon.pid, uptime(daemon.uptime_seconds));
+    let mut field = |name: &str, value: &str| {
+        let _ = writeln!(s, "  {:<13} {value}", format!("{name}:"));
+    };
+    field("store", &daemon.store);
+    field("codex home", &daemon.codex_home);
+    field("socket", &daemon.socket);
+    field("generation", &daemon.generation.to_string());
+    if let Some(last) = &daemon.last_refresh {
+        field("last refresh", last);
+    }
+    if let Some(next) = &daemon.next_refresh {
+        field("next refresh", next);
+    }
+    s
+}
+
+fn problem_line(problem: &AuthProblem) -> String {
+    format!("{} ({})", problem.message.replace(['\n', '\r'], " "), problem.reason)
+}
+
+/// `45s`, `12m 3s`, `3h 12m`, `2d 4h`.
+fn uptime(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_shows_the_two_largest_units() {
+        assert_eq!(uptime(45), "45s");
+        assert_eq!(uptime(12 * 60 + 3), "12m 3s");
+        assert_eq!(uptime(3 * 3600 + 12 * 60 + 59), "3h 12m");
+        assert_eq!(uptime(2 * 86_400 + 4 * 3600 + 5), "2d 4h");
+    }
+
+    #[test]
+    fn summary_names_the_login_and_the_daemon_without_secrets() {
+        let auth: GetAuthStatusResult = serde_json::from_value(serde_json::json!({
+            "authMethod": "chatgpt", "authToken": null, "requiresOpenaiAuth": true, "accountId": "acct-1",
+            "planType": "plus", "expiresAt": "2026-11-29T06:00:00Z", "generation": 3
+        }))
+        .unwrap();
+        let daemon: DaemonStatusResult = serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "pid": 42, "uptimeSeconds": 75, "store": "file", "codexHome": "/h/.codex",
+            "socket": "/run/s.sock", "connections": 1, "subscribers": 0, "generation": 3, "authMethod": "chatgpt",
+            "lastRefresh": null, "nextRefresh": null, "authError": null
+        }))
+        .unwrap();
+        let text = summary(&auth, &daemon);
+        assert!(text.starts_with("Logged in using ChatGPT\n"), "{text}");
+        for part in ["acct-1", "plus", "2026-11-29T06:00:00Z", "codexd 0.1.0 (pid 42, up 1m 15s)", "/h/.codex", "file"]
+        {
+            assert!(text.contains(part), "{part} missing in {text}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! `codexctl token`: the bearer token on stdout, for scripts. One connect, one write, one read.
+
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED, Failure};
+use std::io::{self, Write};
+
+/// Prints the token and a newline; exit 1 when there is none.
+pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
+    let status = ctx.connect()?.get_auth_status(true)?;
+    let Some(token) = status.auth_token else {
+        let problem = status.auth_error.map(|e| e.message);
+        return Err(Failure::new(EXIT_REFUSED, not_logged_in(problem.as_deref())).into());
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(token.expose().as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+/// The one-line message for "no credentials", with the daemon's reason when it gave one.
+pub(crate) fn not_logged_in(problem: Option<&str>) -> String {
+    match problem.filter(|p| !p.is_empty()) {
+        Some(problem) => format!("not logged in: {problem}; sign in with `codex login` and codexd picks it up"),
+        None => "not logged in; sign in with `codex login` and codexd picks it up".to_owned(),
+    }
+}

@@ -1,0 +1,61 @@
+//! [`ClientError`]: everything that can go wrong between a client and codexd.
+
+use codexd_proto::ErrorObject;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a call to codexd failed. Messages never contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be connected to: no daemon, wrong path, or no permission.
+    #[error("cannot connect to codexd at {}: {source}", path.display())]
+    Unreachable {
+        /// The socket (or pipe) that was tried.
+        path: PathBuf,
+        /// Why the connect failed.
+        source: io::Error,
+    },
+    /// The daemon closed the connection before the answer arrived.
+    #[error("codexd closed the connection")]
+    Disconnected,
+    /// Reading from or writing to the connection failed (this includes read timeouts).
+    #[error("i/o error on the codexd connection: {0}")]
+    Io(#[from] io::Error),
+    /// The daemon sent something that is not a valid reply.
+    #[error("unexpected message from codexd: {0}")]
+    Protocol(String),
+    /// The daemon answered with a JSON-RPC error; read `code` and `reason()` to tell the cases apart.
+    #[error("codexd refused the request: {} ({})", .0.message, .0.reason())]
+    Daemon(ErrorObject),
+}
+
+impl ClientError {
+    /// The JSON-RPC error, when the daemon answered with one.
+    pub fn daemon_error(&self) -> Option<&ErrorObject> {
+        match self {
+            ClientError::Daemon(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is unusable after this error (everything except a JSON-RPC error reply).
+    pub fn is_connection_error(&self) -> bool {
+        !matches!(self, ClientError::Daemon(_))
+    }
+
+    /// A protocol error for a reply that did not decode; the serde message is dropped when it might quote
+    /// a value from the reply (which could be a token).
+    pub(crate) fn bad_reply(what: &str, err: &serde_json::Error) -> Self {
+        ClientError::Protocol(describe_json_error(what, err))
+    }
+}
+
+/// `what` and the serde message, or only the position when the message quotes a value (which could be a token).
+pub(crate) fn describe_json_error(what: &str, err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    if text.contains('"') {
+        format!("{what} (line {}, column {})", err.line(), err.column())
+    } else {
+        format!("{what}: {text}")
+    }
+}

@@ -1,0 +1,128 @@
+//! Where codexctl and other clients find the daemon: `--socket`, then `CODEXD_SOCKET`, then the default.
+
+use codexd_proto::paths;
+use interprocess::local_socket::Name;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where the socket path came from, so that messages can tell the user which setting to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketSource {
+    /// The `--socket` flag (or an explicit path given by the program).
+    Flag,
+    /// The `CODEXD_SOCKET` environment variable.
+    Env,
+    /// The default location for this user.
+    Default,
+}
+
+impl fmt::Display for SocketSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SocketSource::Flag => "--socket",
+            SocketSource::Env => paths::SOCKET_ENV,
+            SocketSource::Default => "default",
+        })
+    }
+}
+
+/// A socket path and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedSocket {
+    /// The socket path (on Windows, the pipe path `\\.\pipe\...`).
+    pub path: PathBuf,
+    /// Which setting chose it.
+    pub source: SocketSource,
+}
+
+/// The socket to connect to: `explicit` (the `--socket` flag) if given, else `CODEXD_SOCKET` if set and not
+/// empty, else the default (`$XDG_RUNTIME_DIR/codexd/codexd.sock`, `${TMPDIR:-/tmp}/codexd-$UID/codexd.sock`,
+/// or the named pipe `\\.\pipe\codexd-<user>` on Windows).
+pub fn resolve_socket(explicit: Option<PathBuf>) -> ResolvedSocket {
+    let env = |name: &str| std::env::var_os(name);
+    resolve_with(explicit, env(paths::SOCKET_ENV), default_path)
+}
+
+/// [`resolve_socket`] with the environment passed in; `default` is only called when it is needed.
+fn resolve_with(
+    explicit: Option<PathBuf>,
+    socket_env: Option<OsString>,
+    default: impl FnOnce() -> PathBuf,
+) -> ResolvedSocket {
+    if let Some(path) = explicit {
+        return ResolvedSocket { path, source: SocketSource::Flag };
+    }
+    match socket_env.filter(|v| !v.is_empty()) {
+        Some(value) => ResolvedSocket { path: PathBuf::from(value), source: SocketSource::Env },
+        None => ResolvedSocket { path: default(), source: SocketSource::Default },
+    }
+}
+
+#[cfg(unix)]
+fn default_path() -> PathBuf {
+    let uid = rustix::process::getuid().as_raw();
+    paths::default_unix_socket_path(
+        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+        std::env::var_os("TMPDIR").as_deref(),
+        uid,
+    )
+}
+
+#[cfg(windows)]
+fn default_path() -> PathBuf {
+    let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned());
+    PathBuf::from(paths::default_pipe_name(&user))
+}
+
+/// The interprocess name for a socket path: a file path on Unix (never the abstract namespace).
+#[cfg(unix)]
+pub(crate) fn socket_name(path: &Path) -> io::Result<Name<'_>> {
+    use interprocess::local_socket::{GenericFilePath, ToFsName};
+    path.to_fs_name::<GenericFilePath>()
+}
+
+/// The interprocess name for a pipe path: `\\.\pipe\NAME` becomes the namespaced name `NAME`.
+#[cfg(windows)]
+pub(crate) fn socket_name(path: &Path) -> io::Result<Name<'_>> {
+    use interprocess::local_socket::{GenericNamespaced, ToNsName};
+    let text = path.as_os_str().to_str().ok_or_else(|| io::Error::other("pipe name is not valid Unicode"))?;
+    let short = text.strip_prefix(r"\\.\pipe\").unwrap_or(text);
+    short.to_owned().to_ns_name::<GenericNamespaced>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fallback() -> PathBuf {
+        PathBuf::from("/run/user/1000/codexd/codexd.sock")
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment() {
+        let r = resolve_with(Some("/flag.sock".into()), Some("/env.sock".into()), || panic!("default not needed"));
+        assert_eq!(r, ResolvedSocket { path: "/flag.sock".into(), source: SocketSource::Flag });
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_default() {
+        let r = resolve_with(None, Some("/env.sock".into()), || panic!("default not needed"));
+        assert_eq!(r, ResolvedSocket { path: "/env.sock".into(), source: SocketSource::Env });
+    }
+
+    #[test]
+    fn an_empty_environment_variable_counts_as_unset() {
+        let r = resolve_with(None, Some(OsString::new()), fallback);
+        assert_eq!(r, ResolvedSocket { path: fallback(), source: SocketSource::Default });
+        let r = resolve_with(None, None, fallback);
+        assert_eq!(r.source, SocketSource::Default);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_default_is_a_path_named_codexd_sock() {
+        assert!(default_path().ends_with("codexd.sock"));
+    }
+}
