@@ -147,6 +147,7 @@ impl Daemon {
     /// Re-reads the store after another program may have changed it, and tells subscribers when it did.
     pub async fn reload_external(&self) {
         let _io = self.store_io.lock().await;
+        tracing::debug!("re-reading the credential store");
         let read = read_store(&self.auth_file).await;
         if let Some(change) = self.apply(read, UpdateReason::External) {
             log_loaded("credentials changed by another program", &change.loaded);

@@ -31,6 +31,8 @@ pub fn spawn_store_watcher(daemon: Arc<Daemon>) -> notify::Result<StoreWatcher> 
     let wake = Arc::new(Notify::new());
     let wake_tx = wake.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        // Opens and reads (the daemon's own re-reads among them) change nothing; reacting to them would loop.
+        Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
         Ok(event) => {
             if event.paths.iter().any(|p| p.file_name().is_some_and(|n| n == crate::auth::AUTH_FILE_NAME)) {
                 wake_tx.notify_one();

@@ -101,8 +101,32 @@ impl Request {
     /// Decodes the params into `T`; absent params decode as `{}`. Fails with `-32602`.
     pub fn params_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ErrorObject> {
         let params = self.params.clone().unwrap_or_else(|| Value::Object(serde_json::Map::new()));
-        serde_json::from_value(params)
-            .map_err(|e| ErrorObject::new(ErrorCode::InvalidParams, format!("invalid params for {}: {e}", self.method)))
+        serde_json::from_value(params).map_err(|e| {
+            ErrorObject::new(ErrorCode::InvalidParams, format!("invalid params for {}: {}", self.method, describe(&e)))
+        })
+    }
+}
+
+/// Says what is wrong with params without quoting the client's values (they may be secrets): serde's messages
+/// embed the offending value, so only the part that comes from our own schema is kept.
+fn describe(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if text.starts_with("missing field") {
+        return text;
+    }
+    // The expectation is serde's last clause and comes from the schema; the value, before it, comes from the client.
+    match text.rsplit_once(", expected ") {
+        Some((found, expected)) => {
+            let what = if found.starts_with("unknown variant") {
+                "unknown variant"
+            } else if found.starts_with("invalid type") {
+                "a value of the wrong type"
+            } else {
+                "an invalid value"
+            };
+            format!("{what}, expected {expected}")
+        }
+        None => "the params do not match the method".to_owned(),
     }
 }
 
@@ -423,7 +447,11 @@ mod tests {
         struct P {
             flag: bool,
         }
-        let req = Request::parse(br#"{"id":1,"method":"m","params":{"flag":"yes"}}"#).unwrap();
-        assert_eq!(req.params_as::<P>().err().unwrap().code, -32602);
+        let req = Request::parse(br#"{"id":1,"method":"m","params":{"flag":"sk-secret, expected x"}}"#).unwrap();
+        let error = req.params_as::<P>().err().unwrap();
+        assert_eq!(error.code, -32602);
+        assert_eq!(error.message, "invalid params for m: a value of the wrong type, expected a boolean");
+        let missing = Request::parse(br#"{"id":1,"method":"m","params":{}}"#).unwrap();
+        assert_eq!(missing.params_as::<P>().err().unwrap().message, "invalid params for m: missing field `flag`");
     }
 }

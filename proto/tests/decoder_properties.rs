@@ -22,7 +22,7 @@ fn decode_in_chunks(input: &[u8], chunks: &[usize], max_len: usize) -> Vec<Resul
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
     fn chunking_never_changes_the_frames(

@@ -138,3 +138,20 @@ fn an_in_place_rewrite_by_an_old_codex_is_picked_up() {
     assert_eq!(last["reason"], "external");
     assert_eq!(sub.auth_status(true)["authToken"], newer.access_token());
 }
+
+#[test]
+fn the_watcher_re_reads_once_per_change_and_not_because_of_its_own_reads() {
+    // The watcher once woke on its own opens of auth.json and re-read the file forever (~30 times a second).
+    let fixture = AuthFixture::default();
+    let daemon = TestDaemon::with_auth(chatgpt_auth_json(&fixture));
+    let rereads = || daemon.stderr().matches("re-reading the credential store").count();
+    let mut sub = daemon.subscriber();
+    wait_until(Duration::from_secs(5), "the start-up re-read", || rereads() >= 1);
+    write_atomically(daemon.home(), &chatgpt_auth_json(&fixture.with_tag("other")));
+    assert_eq!(sub.next_account_updated()["reason"], "external");
+    let after_change = rereads();
+    assert!(after_change <= 3, "{after_change} re-reads for one start and one change");
+    // Silence on the socket for a while, and no further re-read: the watcher is idle.
+    sub.assert_silent_for(Duration::from_millis(500));
+    assert_eq!(rereads(), after_change, "the store was re-read with nothing changing");
+}

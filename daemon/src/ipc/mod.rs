@@ -54,13 +54,9 @@ fn admit(stream: &Stream) -> Option<String> {
             Some(creds.pid().map_or_else(|| "pid ?".to_owned(), |pid| format!("pid {pid}")))
         }
         Ok(creds) => {
-            tracing::warn!(
-                uid = ?creds.euid(),
-                pid = ?creds.pid(),
-                "refused a connection from another user (uid {:?}, pid {:?})",
-                creds.euid(),
-                creds.pid()
-            );
+            let show = |v: Option<String>| v.unwrap_or_else(|| "?".to_owned());
+            let (uid, pid) = (show(creds.euid().map(|u| u.to_string())), show(creds.pid().map(|p| p.to_string())));
+            tracing::warn!("refused a connection from another user (uid {uid}, pid {pid})");
             None
         }
         Err(e) => {

@@ -41,7 +41,7 @@ fn summary(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> String {
     };
     let _ = writeln!(s, "{how}");
     let mut field = |name: &str, value: &str| {
-        let _ = writeln!(s, "  {:<13} {value}", format!("{name}:"));
+        let _ = writeln!(s, "  {:<14} {value}", format!("{name}:"));
     };
     if let Some(account) = &auth.account_id {
         field("account", account);
@@ -57,7 +57,7 @@ fn summary(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> String {
     }
     let _ = writeln!(s, "codexd {} (pid {}, up {})", daemon.version, daemon.pid, uptime(daemon.uptime_seconds));
     let mut field = |name: &str, value: &str| {
-        let _ = writeln!(s, "  {:<13} {value}", format!("{name}:"));
+        let _ = writeln!(s, "  {:<14} {value}", format!("{name}:"));
     };
     field("store", &daemon.store);
     field("codex home", &daemon.codex_home);
