@@ -3,6 +3,7 @@
 use crate::auth::{AuthDotJson, AuthFileError, Credentials};
 use codexd_proto::methods::{AuthProblem, UpdateReason};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// What reading the store gave.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub enum Loaded {
     /// Nothing stored.
     LoggedOut,
     /// Usable credentials.
-    LoggedIn(Credentials),
+    LoggedIn(Arc<Credentials>),
     /// Something is stored but cannot be used; the file is left as it is.
     Unusable(AuthProblem),
 }
@@ -94,7 +95,7 @@ fn interpret(read: StoreRead) -> (Fingerprint, Loaded) {
         StoreRead::Contents(bytes) => {
             let fingerprint = Fingerprint::Sha256(Sha256::digest(&bytes).into());
             let loaded = match AuthDotJson::parse(&bytes).and_then(|doc| Credentials::from_dotjson(&doc)) {
-                Ok(credentials) => Loaded::LoggedIn(credentials),
+                Ok(credentials) => Loaded::LoggedIn(Arc::new(credentials)),
                 Err(AuthFileError::NoCredentials) => Loaded::LoggedOut,
                 Err(e) => Loaded::Unusable(AuthProblem {
                     reason: "authFileCorrupt".to_owned(),

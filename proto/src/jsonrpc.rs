@@ -174,6 +174,25 @@ impl Response {
     }
 }
 
+/// A success reply that borrows its parts, so a server can encode a result without building a `Value` first.
+/// It serialises exactly like [`Response::result`].
+#[derive(Debug, Serialize)]
+pub struct ResultReply<'a, T: Serialize + ?Sized> {
+    /// Always `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// The request's id.
+    pub id: &'a RequestId,
+    /// The result.
+    pub result: &'a T,
+}
+
+impl<'a, T: Serialize + ?Sized> ResultReply<'a, T> {
+    /// A reply to `id`.
+    pub fn new(id: &'a RequestId, result: &'a T) -> Self {
+        Self { jsonrpc: JSONRPC_VERSION, id, result }
+    }
+}
+
 /// A message the server sends without being asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
@@ -421,6 +440,14 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"not logged in","data":{"reason":"notLoggedIn"}}}"#
         );
         assert_eq!(ServerMessage::parse(text.as_bytes()).unwrap(), ServerMessage::Response(err));
+    }
+
+    #[test]
+    fn borrowed_result_replies_encode_like_owned_ones() {
+        let id = RequestId::String("x".into());
+        let borrowed = serde_json::to_string(&ResultReply::new(&id, &json!({"a": [1]}))).unwrap();
+        let owned = serde_json::to_string(&Response::result(Some(id), json!({"a": [1]}))).unwrap();
+        assert_eq!(borrowed, owned);
     }
 
     #[test]

@@ -47,6 +47,6 @@ pub mod secret;
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN};
 pub use jsonrpc::{
     ErrorCode, ErrorData, ErrorObject, Notification, Outcome, RejectedRequest, Request, RequestId, Response,
-    ServerMessage,
+    ResultReply, ServerMessage,
 };
 pub use secret::Secret;

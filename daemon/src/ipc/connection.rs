@@ -84,7 +84,7 @@ async fn converse(daemon: &Daemon, stream: &Stream, peer: &str) -> End {
                     let reply = match frame {
                         Ok(frame) => match Request::parse(&frame) {
                             Ok(request) => dispatch::handle(daemon, request, &mut session).await,
-                            Err(rejected) => Some(Response::error(rejected.id, rejected.error)),
+                            Err(rejected) => codexd_proto::frame::encode(&Response::error(rejected.id, rejected.error)).ok(),
                         },
                         Err(FrameError::TooLong { limit }) => {
                             let error = ErrorObject::with_reason(
@@ -97,7 +97,7 @@ async fn converse(daemon: &Daemon, stream: &Stream, peer: &str) -> End {
                         }
                     };
                     if let Some(reply) = reply
-                        && let Err(e) = send_json(&mut writer, &reply, write_timeout).await
+                        && let Err(e) = send(&mut writer, &reply, write_timeout).await
                     {
                         return End::WriteFailed(e);
                     }

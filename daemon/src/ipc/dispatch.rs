@@ -8,9 +8,9 @@ use codexd_proto::methods::{
     GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginStartParams, PROTOCOL_VERSION,
     method,
 };
-use codexd_proto::{ErrorCode, ErrorObject, Request, Response, Secret};
+use codexd_proto::{ErrorCode, ErrorObject, Request, Response, ResultReply, Secret};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 /// What a connection holds once it has called `initialize`.
@@ -29,8 +29,8 @@ pub struct Session<'a> {
     pub client: Option<ClientInfo>,
 }
 
-/// Handles one parsed request; returns the reply, or `None` for a client notification (no id).
-pub async fn handle<'a>(daemon: &'a Daemon, request: Request, session: &mut Session<'a>) -> Option<Response> {
+/// Handles one parsed request; returns the encoded reply line, or `None` for a client notification (no id).
+pub async fn handle<'a>(daemon: &'a Daemon, request: Request, session: &mut Session<'a>) -> Option<Vec<u8>> {
     let id = request.id.clone();
     tracing::debug!(method = %request.method, id = ?id, "request");
     let outcome = if daemon.shutdown_token().is_cancelled() && request.method != method::DAEMON_STATUS {
@@ -39,13 +39,24 @@ pub async fn handle<'a>(daemon: &'a Daemon, request: Request, session: &mut Sess
         route(daemon, &request, session).await
     };
     let id = id?;
-    Some(match outcome {
-        Ok(result) => Response::result(Some(id), result),
-        Err(error) => Response::error(Some(id), error),
-    })
+    let encoded = match outcome {
+        Ok(result) => codexd_proto::frame::encode(&ResultReply::new(&id, &*result)),
+        Err(error) => codexd_proto::frame::encode(&Response::error(Some(id.clone()), error)),
+    };
+    match encoded {
+        Ok(line) => Some(line),
+        Err(e) => {
+            let error = ErrorObject::new(ErrorCode::InternalError, format!("could not encode the reply: {e}"));
+            codexd_proto::frame::encode(&Response::error(Some(id), error)).ok()
+        }
+    }
 }
 
-async fn route<'a>(daemon: &'a Daemon, request: &Request, session: &mut Session<'a>) -> Result<Value, ErrorObject> {
+async fn route<'a>(
+    daemon: &'a Daemon,
+    request: &Request,
+    session: &mut Session<'a>,
+) -> Result<Box<RawValue>, ErrorObject> {
     match request.method.as_str() {
         method::INITIALIZE => {
             let params: InitializeParams = request.params_as()?;
@@ -120,8 +131,8 @@ fn auth_status(daemon: &Daemon, include_token: bool) -> GetAuthStatusResult {
         Loaded::LoggedIn(c) => {
             status.auth_method = Some(c.mode);
             status.auth_token = include_token.then(|| Secret::new(c.bearer.expose()));
-            status.account_id = c.account_id;
-            status.plan_type = c.plan_type;
+            status.account_id.clone_from(&c.account_id);
+            status.plan_type.clone_from(&c.plan_type);
             status.expires_at = c.expires_at.map(rfc3339);
         }
     }
@@ -132,9 +143,11 @@ fn account_read(daemon: &Daemon) -> AccountReadResult {
     let account = match daemon.snapshot().loaded {
         Loaded::LoggedIn(c) => Some(match c.mode {
             codexd_proto::methods::AuthMode::ApiKey => Account::ApiKey,
-            codexd_proto::methods::AuthMode::Chatgpt => {
-                Account::Chatgpt { email: c.email, plan_type: c.plan_type, account_id: c.account_id }
-            }
+            codexd_proto::methods::AuthMode::Chatgpt => Account::Chatgpt {
+                email: c.email.clone(),
+                plan_type: c.plan_type.clone(),
+                account_id: c.account_id.clone(),
+            },
         }),
         Loaded::LoggedOut | Loaded::Unusable(_) => None,
     };
@@ -178,7 +191,8 @@ fn not_implemented(what: &str) -> ErrorObject {
     )
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<Value, ErrorObject> {
-    serde_json::to_value(value)
+/// Encodes a result straight to JSON text: no intermediate `Value` on the hot path.
+fn to_value<T: Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
+    serde_json::value::to_raw_value(value)
         .map_err(|e| ErrorObject::new(ErrorCode::InternalError, format!("could not encode the result: {e}")))
 }
