@@ -193,15 +193,7 @@ mod tests {
     use super::*;
     use crate::auth::claims::tests::jwt;
 
-    const APIKEY: &[u8] = include_bytes!("../../../tests/data/auth-apikey.json");
-    const CHATGPT: &[u8] = include_bytes!("../../../tests/data/auth-chatgpt.json");
-    const DEVICE: &[u8] = include_bytes!("../../../tests/data/auth-chatgpt-device.json");
-    const LEGACY: &[u8] = include_bytes!("../../../tests/data/auth-legacy.json");
-    const LEGACY_APIKEY: &[u8] = include_bytes!("../../../tests/data/auth-legacy-apikey-with-tokens.json");
-    const MINIMAL: &[u8] = include_bytes!("../../../tests/data/auth-minimal.json");
-    const TRUNCATED: &[u8] = include_bytes!("../../../tests/data/corrupt-truncated.json");
-    const EMPTY_LAST_REFRESH: &[u8] = include_bytes!("../../../tests/data/corrupt-empty-last-refresh.json");
-    const BAD_ID_TOKEN: &[u8] = include_bytes!("../../../tests/data/corrupt-bad-id-token.json");
+    use crate::auth::golden::*;
 
     /// Every string value of a JSON document, however deep (the secrets a message must not contain).
     pub(crate) fn string_values(bytes: &[u8]) -> Vec<String> {

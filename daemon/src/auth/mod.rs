@@ -13,6 +13,8 @@ pub mod claims;
 pub mod dotjson;
 mod error;
 pub mod file;
+#[cfg(test)]
+mod golden;
 
 pub use dotjson::{AUTH_MODE_APIKEY, AUTH_MODE_CHATGPT, AuthDotJson, OauthProvenance, TokenData};
 pub use error::AuthFileError;
@@ -142,12 +144,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    const APIKEY: &[u8] = include_bytes!("../../../tests/data/auth-apikey.json");
-    const CHATGPT: &[u8] = include_bytes!("../../../tests/data/auth-chatgpt.json");
-    const DEVICE: &[u8] = include_bytes!("../../../tests/data/auth-chatgpt-device.json");
-    const LEGACY: &[u8] = include_bytes!("../../../tests/data/auth-legacy.json");
-    const LEGACY_APIKEY: &[u8] = include_bytes!("../../../tests/data/auth-legacy-apikey-with-tokens.json");
-    const MINIMAL: &[u8] = include_bytes!("../../../tests/data/auth-minimal.json");
+    use crate::auth::golden::*;
 
     fn credentials(bytes: &[u8]) -> Credentials {
         Credentials::from_dotjson(&AuthDotJson::parse(bytes).unwrap()).unwrap()

@@ -7,7 +7,9 @@ use crate::events;
 use codexd_proto::methods::{EmptyResult, notification};
 use codexd_proto::{ErrorCode, ErrorObject, FrameDecoder, FrameError, Request, Response};
 use interprocess::local_socket::tokio::Stream;
+use std::future::Future;
 use std::io;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -56,11 +58,13 @@ async fn converse(daemon: &Daemon, stream: &Stream, peer: &str) -> End {
     let mut decoder = FrameDecoder::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut session = Session::default();
+    // One cancellation future for the connection's life, rather than a new waiter registered per request.
+    let mut cancelled = std::pin::pin!(shutdown.cancelled());
 
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = &mut cancelled => break,
             event = next_event(&mut session) => match event {
                 Ok(line) => {
                     if let Err(e) = send(&mut writer, &line, write_timeout).await {
@@ -134,8 +138,13 @@ async fn send_json(writer: &mut &Stream, message: &Response, timeout: Duration) 
 }
 
 /// Writes one line, giving up after `timeout` so that a client that does not read cannot hold a task forever.
+/// The timer is armed only when the socket buffer is full; the usual write completes at the first poll.
 async fn send(writer: &mut &Stream, line: &[u8], timeout: Duration) -> io::Result<()> {
-    match tokio::time::timeout(timeout, writer.write_all(line)).await {
+    let mut write = std::pin::pin!(writer.write_all(line));
+    if let Poll::Ready(result) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        return result;
+    }
+    match tokio::time::timeout(timeout, write).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("client did not read for {timeout:?}"))),
     }
