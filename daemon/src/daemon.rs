@@ -15,18 +15,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Bound on one store operation (the file module bounds its own lock waits; this is the outer net).
-const STORE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The auth file could not be changed.
     #[error(transparent)]
     File(#[from] crate::auth::AuthFileError),
-    /// The operation did not finish in time.
-    #[error("the credential store did not answer within {0:?}")]
-    TimedOut(Duration),
     /// The blocking task died.
     #[error("the credential store task failed: {0}")]
     Task(String),
@@ -205,10 +199,11 @@ async fn read_store(file: &AuthFile) -> StoreRead {
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::auth::AuthFileError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(f)).await {
-        Err(_) => Err(StoreError::TimedOut(STORE_TIMEOUT)),
-        Ok(Err(join)) => Err(StoreError::Task(join.to_string())),
-        Ok(Ok(result)) => Ok(result?),
+    // No outer timeout: `AuthFile` bounds its own lock waits (10 s + 2 s), and giving up on a blocking task that
+    // goes on running would release `store_io` while the file is still being changed.
+    match tokio::task::spawn_blocking(f).await {
+        Err(join) => Err(StoreError::Task(join.to_string())),
+        Ok(result) => Ok(result?),
     }
 }
 

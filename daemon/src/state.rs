@@ -5,8 +5,7 @@ use codexd_proto::methods::{AuthProblem, UpdateReason};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// What reading the store gave.
-#[derive(Debug)]
+/// What reading the store gave. `Debug` never shows the contents (they hold the tokens).
 pub enum StoreRead {
     /// There is no `auth.json`.
     Absent,
@@ -14,6 +13,16 @@ pub enum StoreRead {
     Contents(Vec<u8>),
     /// The file could not be read (permissions, I/O); the message names the path, never the contents.
     Failed(String),
+}
+
+impl std::fmt::Debug for StoreRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreRead::Absent => f.write_str("Absent"),
+            StoreRead::Contents(bytes) => write!(f, "Contents({} bytes)", bytes.len()),
+            StoreRead::Failed(message) => f.debug_tuple("Failed").field(message).finish(),
+        }
+    }
 }
 
 /// What the daemon can do with the stored credentials.
@@ -114,6 +123,11 @@ mod tests {
     use super::*;
 
     const APIKEY: &[u8] = b"{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-test-123\"\n}";
+
+    #[test]
+    fn store_read_debug_hides_the_contents() {
+        assert_eq!(format!("{:?}", StoreRead::Contents(APIKEY.to_vec())), "Contents(62 bytes)");
+    }
 
     #[test]
     fn identical_contents_are_not_a_change() {

@@ -34,7 +34,11 @@ pub fn spawn_store_watcher(daemon: Arc<Daemon>) -> notify::Result<StoreWatcher> 
         // Opens and reads (the daemon's own re-reads among them) change nothing; reacting to them would loop.
         Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
         Ok(event) => {
-            if event.paths.iter().any(|p| p.file_name().is_some_and(|n| n == crate::auth::AUTH_FILE_NAME)) {
+            // An overflowed kernel queue arrives as a rescan that names no file: re-read then too.
+            if event.need_rescan()
+                || event.paths.is_empty()
+                || event.paths.iter().any(|p| p.file_name().is_some_and(|n| n == crate::auth::AUTH_FILE_NAME))
+            {
                 wake_tx.notify_one();
             }
         }

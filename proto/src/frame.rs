@@ -7,6 +7,9 @@ use std::fmt;
 /// The longest line either side may send, newline excluded: 1 MiB.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 
+/// Buffer capacity a decoder keeps between large lines.
+const RETAINED_CAPACITY: usize = 16 * 1024;
+
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
@@ -84,6 +87,10 @@ impl FrameDecoder {
             let mut line: Vec<u8> = self.buf.drain(..=end).collect();
             line.truncate(line_len);
             self.scanned = 0;
+            // One large line must not pin its buffer for the rest of the connection.
+            if self.buf.capacity() > RETAINED_CAPACITY && self.buf.len() <= RETAINED_CAPACITY {
+                self.buf.shrink_to(RETAINED_CAPACITY);
+            }
             return Some(Ok(line));
         }
         self.scanned = self.buf.len();
@@ -144,6 +151,16 @@ mod tests {
         d.push(&[b'x'; 6]);
         assert_eq!(d.next_frame(), Some(Err(FrameError::TooLong { limit: 8 })));
         assert_eq!(d.buffered(), 0, "the oversized line is not kept");
+    }
+
+    #[test]
+    fn a_large_line_does_not_pin_its_buffer() {
+        let mut d = FrameDecoder::new();
+        let mut big = vec![b'x'; 512 * 1024];
+        big.push(b'\n');
+        d.push(&big);
+        assert_eq!(d.next_frame().map(|f| f.map(|l| l.len())), Some(Ok(512 * 1024)));
+        assert!(d.buf.capacity() <= RETAINED_CAPACITY, "capacity {}", d.buf.capacity());
     }
 
     #[test]

@@ -98,9 +98,19 @@ impl Request {
         Ok(Request { jsonrpc, id, method, params })
     }
 
-    /// Decodes the params into `T`; absent params decode as `{}`. Fails with `-32602`.
+    /// Decodes the params into `T`; absent params decode as `{}`. Fails with `-32602`, also for positional
+    /// (array) params: every method takes named params.
     pub fn params_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ErrorObject> {
-        let params = self.params.clone().unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        let params = match &self.params {
+            None => Value::Object(serde_json::Map::new()),
+            Some(Value::Array(_)) => {
+                return Err(ErrorObject::new(
+                    ErrorCode::InvalidParams,
+                    format!("invalid params for {}: params must be an object (named), not an array", self.method),
+                ));
+            }
+            Some(params) => params.clone(),
+        };
         serde_json::from_value(params).map_err(|e| {
             ErrorObject::new(ErrorCode::InvalidParams, format!("invalid params for {}: {}", self.method, describe(&e)))
         })
@@ -474,6 +484,8 @@ mod tests {
         struct P {
             flag: bool,
         }
+        let positional = Request::parse(br#"{"id":1,"method":"m","params":[true]}"#).unwrap();
+        assert_eq!(positional.params_as::<P>().err().unwrap().code, -32602);
         let req = Request::parse(br#"{"id":1,"method":"m","params":{"flag":"sk-secret, expected x"}}"#).unwrap();
         let error = req.params_as::<P>().err().unwrap();
         assert_eq!(error.code, -32602);

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
-/// How long connections get to say goodbye once shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request in progress may still take once shutdown starts: the longest store operation (the auth
+/// file's lock waits, 10 s + 2 s) with a margin. The goodbye write adds the client write timeout.
+const REQUEST_GRACE: Duration = Duration::from_secs(15);
 
 /// Accepts connections until shutdown, then waits (bounded) for every connection to finish.
 pub async fn serve(listener: Listener, daemon: Arc<Daemon>) {
@@ -39,7 +40,8 @@ pub async fn serve(listener: Listener, daemon: Arc<Daemon>) {
     drop(listener);
     tracker.close();
     tracing::info!(connections = tracker.len(), "shutting down: telling subscribers");
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+    let drain = REQUEST_GRACE + daemon.config().client_write_timeout * 2;
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
         tracing::warn!(remaining = tracker.len(), "some connections did not finish in time");
     }
 }
