@@ -60,20 +60,12 @@ fn resolve_with(
     }
 }
 
-#[cfg(unix)]
 fn default_path() -> PathBuf {
+    #[cfg(unix)]
     let uid = rustix::process::getuid().as_raw();
-    paths::default_unix_socket_path(
-        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        std::env::var_os("TMPDIR").as_deref(),
-        uid,
-    )
-}
-
-#[cfg(windows)]
-fn default_path() -> PathBuf {
-    let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned());
-    PathBuf::from(paths::default_pipe_name(&user))
+    #[cfg(not(unix))]
+    let uid = 0;
+    paths::default_socket_path(|name| std::env::var_os(name), uid)
 }
 
 /// The interprocess name for a socket path: a file path on Unix (never the abstract namespace).

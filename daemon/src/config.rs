@@ -42,9 +42,6 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// No socket path could be worked out.
-    #[error("cannot work out the socket path: set CODEXD_SOCKET or pass --socket")]
-    NoSocket,
 }
 
 /// Finds the credential home as the Codex CLI does: an explicit path must exist; the default `~/.codex` is

@@ -78,7 +78,7 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
     let codex_home = config::resolve_codex_home(explicit_home.as_deref(), std::env::home_dir().as_deref())?;
     let socket = match args.socket.or_else(|| env(codexd_proto::paths::SOCKET_ENV).map(PathBuf::from)) {
         Some(socket) => socket,
-        None => default_socket()?,
+        None => default_socket(),
     };
     let issuer = args
         .issuer
@@ -90,20 +90,13 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
     Ok(Config { socket, codex_home, issuer, client_write_timeout })
 }
 
-#[cfg(unix)]
-#[allow(clippy::unnecessary_wraps)] // the Windows variant can fail
-fn default_socket() -> Result<PathBuf, ConfigError> {
-    Ok(codexd_proto::paths::default_unix_socket_path(
-        env("XDG_RUNTIME_DIR").as_deref(),
-        env("TMPDIR").as_deref(),
-        rustix::process::getuid().as_raw(),
-    ))
-}
-
-#[cfg(windows)]
-fn default_socket() -> Result<PathBuf, ConfigError> {
-    let user = env("USERNAME").ok_or(ConfigError::NoSocket)?;
-    Ok(PathBuf::from(codexd_proto::paths::default_pipe_name(&user.to_string_lossy())))
+/// The same default as every client's (`codexd_proto::paths`).
+fn default_socket() -> PathBuf {
+    #[cfg(unix)]
+    let uid = rustix::process::getuid().as_raw();
+    #[cfg(not(unix))]
+    let uid = 0;
+    codexd_proto::paths::default_socket_path(|name| std::env::var_os(name), uid)
 }
 
 /// Every connection is a file descriptor: lift the soft limit to the hard one, as servers do.

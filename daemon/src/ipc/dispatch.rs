@@ -8,7 +8,7 @@ use codexd_proto::methods::{
     GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginStartParams, PROTOCOL_VERSION,
     method,
 };
-use codexd_proto::{ErrorCode, ErrorObject, Request, Response, ResultReply, Secret};
+use codexd_proto::{ErrorCode, ErrorObject, Request, Response, ResultReply};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
@@ -130,7 +130,7 @@ fn auth_status(daemon: &Daemon, include_token: bool) -> GetAuthStatusResult {
         Loaded::Unusable(problem) => status.auth_error = Some(problem),
         Loaded::LoggedIn(c) => {
             status.auth_method = Some(c.mode);
-            status.auth_token = include_token.then(|| Secret::new(c.bearer.expose()));
+            status.auth_token = include_token.then(|| c.bearer.clone());
             status.account_id.clone_from(&c.account_id);
             status.plan_type.clone_from(&c.plan_type);
             status.expires_at = c.expires_at.map(rfc3339);
