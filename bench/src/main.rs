@@ -6,8 +6,11 @@
 //! 2. Whole-process `codexctl token` against `git credential-cache get`, with `/bin/true` as the spawn floor.
 //! 3. Logout fan-out to 1,000 subscribers.
 //! 4. Resident memory idle and with 1,000 subscribers, and CPU use while idle.
+//! 5. The refresh storm: 1,000 clients ask for a token the moment it expires (one issuer request), against
+//!    1,000 clients refreshing on their own with the same refresh token, both against the fake issuer.
 //!
 //! Run it with `cargo run --release -p codexd-bench`; it builds `codexd` and `codexctl` (release) first.
+//! `--only refresh-storm` runs part 5 alone.
 //! `docs/PERFORMANCE.md` explains the numbers.
 
 mod echo;
@@ -18,10 +21,11 @@ mod rtt;
 mod server;
 mod spawn;
 mod stats;
+mod storm;
 
 use anyhow::{Context, Result, bail, ensure};
 use server::Server;
-use stats::{Row, Table, Verdict, ms, us};
+use stats::{Row, Summary, Table, Verdict, ms, us};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::net::UnixStream;
@@ -38,25 +42,56 @@ const WINDOWS: usize = 3;
 const SPAWN_WARMUP: usize = 10;
 const SPAWN_RUNS: usize = 200;
 const FANOUT: fanout::Plan = fanout::Plan { subscribers: 1_000, rounds: 20, idle_window: Duration::from_secs(5) };
+const STORM: storm::Plan = storm::Plan { clients: 1_000, rounds: 3, lifetime: Duration::from_secs(4) };
 const MIB: f64 = 1024.0 * 1024.0;
+
+const USAGE: &str = "usage: codexd-bench [--no-build] [--only refresh-storm]
+
+Measures codexd against baselines measured in the same run (see docs/PERFORMANCE.md).
+  --no-build             use target/release/{codexd,codexctl} as they are
+  --only refresh-storm   run only part 5, the refresh storm (1,000 clients at the moment the token expires,
+                         against 1,000 clients refreshing on their own), against a fake issuer on 127.0.0.1";
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// Everything.
+    All,
+    /// Part 5 alone.
+    RefreshStorm,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("echo-server") => echo::main(&args[1..]),
-        Some("-h" | "--help") => {
-            println!(
-                "usage: codexd-bench [--no-build]\n\nMeasures codexd against baselines measured in the same run \
-                 (see docs/PERFORMANCE.md).\n  --no-build  use target/release/{{codexd,codexctl}} as they are"
-            );
-            Ok(())
+    if args.first().map(String::as_str) == Some("echo-server") {
+        return finish(echo::main(&args[1..]));
+    }
+    let (mut build, mut parts) = (true, Parts::All);
+    let mut rest = args.iter().map(String::as_str);
+    while let Some(arg) = rest.next() {
+        let only = if arg == "--only" { Some(rest.next()) } else { arg.strip_prefix("--only=").map(Some) };
+        match (arg, only) {
+            (_, Some(Some("refresh-storm"))) => parts = Parts::RefreshStorm,
+            (_, Some(other)) => {
+                let other = other.map_or_else(|| "nothing".to_owned(), |o| format!("{o:?}"));
+                eprintln!("codexd-bench: --only takes `refresh-storm`, not {other} (try --help)");
+                return ExitCode::from(2);
+            }
+            ("-h" | "--help", None) => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            ("--no-build", None) => build = false,
+            (other, None) => {
+                eprintln!("codexd-bench: unknown argument {other:?} (try --help)");
+                return ExitCode::from(2);
+            }
         }
-        Some("--no-build") | None => bench(args.is_empty()),
-        Some(other) => {
-            eprintln!("codexd-bench: unknown argument {other:?} (try --help)");
-            return ExitCode::from(2);
-        }
-    };
+    }
+    finish(bench(build, parts))
+}
+
+fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -83,7 +118,7 @@ struct Results {
     stop_idle: Duration,
 }
 
-fn bench(build: bool) -> Result<()> {
+fn bench(build: bool, parts: Parts) -> Result<()> {
     let bins = release_dir()?;
     if build {
         build_binaries()?;
@@ -93,7 +128,8 @@ fn bench(build: bool) -> Result<()> {
     for bin in [&codexd, &codexctl] {
         ensure!(bin.is_file(), "{} is missing; build it with `cargo build --release --workspace`", bin.display());
     }
-    raise_open_file_limit(FANOUT.subscribers as u64 + 256)?;
+    // The baseline of the storm holds both ends of every client's TCP connection (the fake issuer runs here).
+    raise_open_file_limit(FANOUT.subscribers.max(2 * STORM.clients) as u64 + 256)?;
 
     println!("machine: {}", procfs::machine());
     println!(
@@ -105,42 +141,28 @@ fn bench(build: bool) -> Result<()> {
         "load:    {} (from /proc/loadavg at the start; other work on the machine skews every number)",
         procfs::loadavg()
     );
-    println!("git:     {}", command_line_output("git", &["--version"]).unwrap_or_else(|e| format!("({e})")));
+    if parts == Parts::All {
+        println!("git:     {}", command_line_output("git", &["--version"]).unwrap_or_else(|e| format!("({e})")));
+    }
 
     let scratch = tempfile::Builder::new().prefix("codexd-bench.").tempdir().context("cannot create a temp dir")?;
-    let login = fixture::Login::realistic(chrono::Utc::now());
-    let auth_json = login.auth_json()?;
-    println!(
-        "fixture: ChatGPT auth.json of {} bytes, access token {} bytes",
-        auth_json.len(),
-        login.access_token.len()
-    );
+    let results = match parts {
+        Parts::All => Some(parts_one_to_four(&codexd, &codexctl, scratch.path())?),
+        Parts::RefreshStorm => None,
+    };
+    progress(&format!(
+        "refresh storm: {} clients, {} rounds per side, against a fake issuer on 127.0.0.1",
+        STORM.clients, STORM.rounds
+    ));
+    let storm = storm::run(&codexd, scratch.path(), STORM)?;
 
-    // Parts 1 and 2 share one daemon.
-    let home_a = private_dir(&scratch.path().join("a/codex-home"))?;
-    fixture::write_auth_json(&home_a, &auth_json)?;
-    progress("starting codexd");
-    let daemon = Server::spawn_codexd(&codexd, &scratch.path().join("a"), &home_a)?;
-    let rss_start_first = procfs::rss_bytes(daemon.pid())?;
-    let (d1, e1, d32, e32) = round_trips(&daemon, scratch.path(), &login.access_token)?;
-
-    progress("whole-process codexctl token / git credential-cache get / true");
-    let git = spawn::GitCache::start(scratch.path())?;
-    let processes = spawn::measure(&codexctl, daemon.socket(), &login.access_token, &git, SPAWN_WARMUP, SPAWN_RUNS)?;
-    drop(git);
-    let stop_idle = daemon.stop().context("stopping codexd after the round trips")?;
-
-    // Parts 3 and 4 on a fresh daemon, so that "idle after start" is what it says.
-    let home_b = private_dir(&scratch.path().join("b/codex-home"))?;
-    fixture::write_auth_json(&home_b, &auth_json)?;
-    let daemon = Server::spawn_codexd(&codexd, &scratch.path().join("b"), &home_b)?;
-    let rss_start = procfs::rss_bytes(daemon.pid())?;
-    progress("1,000 subscribers: memory, idle CPU, logout fan-out, SIGTERM");
-    let fan = fanout::run(daemon, &home_b, &auth_json, FANOUT)?;
-
-    let results = Results { d1, e1, d32, e32, processes, fan, rss_start, rss_start_first, stop_idle };
-    print_details(&results);
-    let table = table(&results);
+    let mut table = Table::default();
+    if let Some(results) = &results {
+        print_details(results);
+        fill_table(&mut table, results);
+    }
+    print_storm_details(&storm);
+    storm_rows(&mut table, &storm);
     println!();
     print!("{}", table.render());
     let missed: Vec<&str> = table.missed().map(|r| r.measure.as_str()).collect();
@@ -150,6 +172,41 @@ fn bench(build: bool) -> Result<()> {
         println!("\ntargets missed: {}", missed.join("; "));
     }
     Ok(())
+}
+
+/// Parts 1 to 4: round trips, whole processes, fan-out, memory and idle CPU.
+fn parts_one_to_four(codexd: &Path, codexctl: &Path, scratch: &Path) -> Result<Results> {
+    let login = fixture::Login::realistic(chrono::Utc::now());
+    let auth_json = login.auth_json()?;
+    println!(
+        "fixture: ChatGPT auth.json of {} bytes, access token {} bytes",
+        auth_json.len(),
+        login.access_token.len()
+    );
+
+    // Parts 1 and 2 share one daemon.
+    let home_a = private_dir(&scratch.join("a/codex-home"))?;
+    fixture::write_auth_json(&home_a, &auth_json)?;
+    progress("starting codexd");
+    let daemon = Server::spawn_codexd(codexd, &scratch.join("a"), &home_a)?;
+    let rss_start_first = procfs::rss_bytes(daemon.pid())?;
+    let (d1, e1, d32, e32) = round_trips(&daemon, scratch, &login.access_token)?;
+
+    progress("whole-process codexctl token / git credential-cache get / true");
+    let git = spawn::GitCache::start(scratch)?;
+    let processes = spawn::measure(codexctl, daemon.socket(), &login.access_token, &git, SPAWN_WARMUP, SPAWN_RUNS)?;
+    drop(git);
+    let stop_idle = daemon.stop().context("stopping codexd after the round trips")?;
+
+    // Parts 3 and 4 on a fresh daemon, so that "idle after start" is what it says.
+    let home_b = private_dir(&scratch.join("b/codex-home"))?;
+    fixture::write_auth_json(&home_b, &auth_json)?;
+    let daemon = Server::spawn_codexd(codexd, &scratch.join("b"), &home_b)?;
+    let rss_start = procfs::rss_bytes(daemon.pid())?;
+    progress("1,000 subscribers: memory, idle CPU, logout fan-out, SIGTERM");
+    let fan = fanout::run(daemon, &home_b, &auth_json, FANOUT)?;
+
+    Ok(Results { d1, e1, d32, e32, processes, fan, rss_start, rss_start_first, stop_idle })
 }
 
 /// Part 1: round trips against codexd and the echo server, 1 and 32 connections.
@@ -283,10 +340,9 @@ fn dash() -> String {
     "-".to_owned()
 }
 
-fn table(r: &Results) -> Table {
-    let mut t = Table::default();
-    latency_rows(&mut t, "1 conn", &r.d1, &r.e1);
-    latency_rows(&mut t, "32 conns", &r.d32, &r.e32);
+fn fill_table(t: &mut Table, r: &Results) {
+    latency_rows(t, "1 conn", &r.d1, &r.e1);
+    latency_rows(t, "32 conns", &r.d32, &r.e32);
     t.push(row(
         "throughput, 32 conns (req/s)",
         format!("{:.0}", r.d32.throughput),
@@ -312,9 +368,8 @@ fn table(r: &Results) -> Table {
         "-",
         Verdict::Info,
     ));
-    process_rows(&mut t, &r.processes);
-    fanout_rows(&mut t, r);
-    t
+    process_rows(t, &r.processes);
+    fanout_rows(t, r);
 }
 
 fn latency_rows(t: &mut Table, conns: &str, d: &rtt::Outcome, e: &rtt::Outcome) {
@@ -403,6 +458,137 @@ fn fanout_rows(t: &mut Table, r: &Results) {
         dash(),
         "0",
         Verdict::from_bool(fan.idle_ticks == 0),
+    ));
+}
+
+/// The storm's per-round numbers: one value when every round agrees, else each round's.
+fn per_round(values: impl Iterator<Item = usize>) -> String {
+    let values: Vec<usize> = values.collect();
+    if values.windows(2).all(|w| w[0] == w[1]) {
+        values.first().map_or_else(dash, ToString::to_string)
+    } else {
+        values.iter().map(ToString::to_string).collect::<Vec<_>>().join("/")
+    }
+}
+
+/// The middle value of some durations (the upper one of an even count).
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn pooled<'a>(samples: impl Iterator<Item = &'a Vec<Duration>>) -> Result<Summary> {
+    let mut all: Vec<Duration> = samples.flatten().copied().collect();
+    Summary::of(&mut all)
+}
+
+fn print_storm_details(s: &storm::Outcome) {
+    println!();
+    println!(
+        "refresh storm: {} clients; codexd rounds release every client at the access token's exp, when codexd's \
+         scheduler (CODEXD_REFRESH_MARGIN_SECS=0) is due to refresh too",
+        STORM.clients
+    );
+    for (n, r) in s.daemon.iter().enumerate() {
+        let mut samples = r.samples.clone();
+        let Ok(l) = Summary::of(&mut samples) else { continue };
+        let at: Vec<String> = r.refresh_at_ms.iter().map(|ms| format!("{ms:+.2} ms")).collect();
+        println!(
+            "  codexd   round {}: clients connected and checked in {:.0} ms; released {:.1} ms after exp; first \
+             write {:+.2} ms, refresh request at the issuer {}, first reply {:+.2} ms; per client p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, \
+             max {:.2} ms; first request → last reply {:.2} ms; {} issuer request(s), {} new tokens, {} expired, {} \
+             refresh_token_reused",
+            n + 1,
+            ms(r.connect_all),
+            ms(r.released_after_exp),
+            ms(r.first_send),
+            at.join(", "),
+            ms(r.first_reply),
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.max),
+            ms(r.span),
+            r.issuer_requests,
+            r.served_new,
+            r.served_old,
+            r.reused
+        );
+    }
+    for (n, r) in s.baseline.iter().enumerate() {
+        let mut samples = r.samples.clone();
+        let Ok(l) = Summary::of(&mut samples) else { continue };
+        println!(
+            "  baseline round {}: {} issuer requests, {} new tokens, {} refresh_token_reused, {} other; per client p50 \
+             {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} took 1 s or more); first request → last answer \
+             {:.2} ms",
+            n + 1,
+            r.issuer_requests,
+            r.new_tokens,
+            r.reused,
+            r.other.len(),
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.max),
+            r.samples.iter().filter(|d| **d >= Duration::from_secs(1)).count(),
+            ms(r.span)
+        );
+        for other in r.other.iter().take(3) {
+            println!("    e.g. {other}");
+        }
+    }
+}
+
+fn storm_rows(t: &mut Table, outcome: &storm::Outcome) {
+    let n = STORM.clients;
+    let (d, b) = (&outcome.daemon, &outcome.baseline);
+    t.push(row(
+        "refresh storm: refresh requests at the issuer, per round",
+        per_round(d.iter().map(|r| r.issuer_requests)),
+        per_round(b.iter().map(|r| r.issuer_requests)),
+        dash(),
+        "1",
+        Verdict::from_bool(d.iter().all(|r| r.issuer_requests == 1)),
+    ));
+    t.push(row(
+        &format!("refresh storm: of {n} clients, served a valid token"),
+        per_round(d.iter().map(|r| r.served_new)),
+        per_round(b.iter().map(|r| r.new_tokens)),
+        dash(),
+        "all",
+        Verdict::from_bool(d.iter().all(|r| r.served_new == n)),
+    ));
+    t.push(row(
+        &format!("refresh storm: of {n} clients, refused `refresh_token_reused`"),
+        per_round(d.iter().map(|r| r.reused)),
+        per_round(b.iter().map(|r| r.reused)),
+        dash(),
+        "0",
+        Verdict::from_bool(d.iter().all(|r| r.reused == 0)),
+    ));
+    if let (Ok(dl), Ok(bl)) = (pooled(d.iter().map(|r| &r.samples)), pooled(b.iter().map(|r| &r.samples))) {
+        {
+            for (what, dv, bv) in [("p50", dl.p50, bl.p50), ("p99", dl.p99, bl.p99)] {
+                t.push(row(
+                    &format!("refresh storm: per client, request → token (codexd) / answer (baseline), {what} (ms)"),
+                    format!("{:.2}", ms(dv)),
+                    format!("{:.2}", ms(bv)),
+                    ratio(ms(dv), ms(bv)),
+                    "-",
+                    Verdict::Info,
+                ));
+            }
+        }
+    }
+    let (ds, bs) = (median(d.iter().map(|r| r.span).collect()), median(b.iter().map(|r| r.span).collect()));
+    t.push(row(
+        "refresh storm: first request → last reply, median round (ms)",
+        format!("{:.2}", ms(ds)),
+        format!("{:.2}", ms(bs)),
+        ratio(ms(ds), ms(bs)),
+        "-",
+        Verdict::Info,
     ));
 }
 

@@ -24,8 +24,24 @@ pub struct Server {
 
 impl Server {
     /// Starts `codexd --socket <socket> --codex-home <codex_home>` with a cleared environment and waits until it
-    /// answers `daemon/status`.
+    /// answers `daemon/status`. Its issuer, refresh and revoke URLs point at a closed loopback port.
     pub fn spawn_codexd(bin: &Path, scratch: &Path, codex_home: &Path) -> Result<Self> {
+        Self::spawn_codexd_with(bin, scratch, codex_home, crate::fixture::DEAD_ISSUER, &[])
+    }
+
+    /// As [`Server::spawn_codexd`], with `issuer` (an `http://127.0.0.1:PORT` URL, nothing else is accepted) for
+    /// logins, refreshes and revokes, and `env` set on top (it may override `CODEXD_LOG`).
+    pub fn spawn_codexd_with(
+        bin: &Path,
+        scratch: &Path,
+        codex_home: &Path,
+        issuer: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        ensure!(
+            issuer.starts_with("http://127.0.0.1:"),
+            "refusing to point codexd at {issuer:?}: the bench only talks to 127.0.0.1"
+        );
         let socket = scratch.join("run/codexd.sock");
         let system_config = scratch.join("etc-codex");
         std::fs::create_dir_all(&system_config).context("cannot create the system config dir")?;
@@ -37,13 +53,15 @@ impl Server {
             .arg("--codex-home")
             .arg(codex_home)
             .arg("--issuer")
-            .arg(crate::fixture::DEAD_ISSUER)
+            .arg(issuer)
             .env_clear()
             .env("HOME", scratch)
             .env("CODEXD_LOG", "warn")
+            .env("CODEXD_ISSUER", issuer)
             .env("CODEXD_SYSTEM_CONFIG_DIR", &system_config)
-            .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{}/oauth/token", crate::fixture::DEAD_ISSUER))
-            .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{}/oauth/revoke", crate::fixture::DEAD_ISSUER));
+            .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{issuer}/oauth/token"))
+            .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{issuer}/oauth/revoke"))
+            .envs(env.iter().copied());
         let mut server = Self::spawn("codexd", command, socket, stderr)?;
         let reply = server.wait_ready(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"daemon/status\"}\n")?;
         let status: serde_json::Value = serde_json::from_slice(&reply).context("daemon/status reply is not JSON")?;

@@ -3,8 +3,9 @@
 use crate::event::Event;
 use crate::{ClientError, socket, wire};
 use codexd_proto::methods::{
-    AccountReadParams, AccountReadResult, ClientInfo, DaemonStatusResult, GetAuthStatusParams, GetAuthStatusResult,
-    InitializeParams, InitializeResult, PROTOCOL_VERSION, method,
+    AccountReadParams, AccountReadResult, CancelStatus, ClientInfo, DaemonStatusResult, GetAuthStatusParams,
+    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginCompleted,
+    LoginStartParams, LoginStartResult, PROTOCOL_VERSION, method, notification,
 };
 use codexd_proto::{FrameDecoder, Notification, RequestId, ServerMessage};
 use interprocess::local_socket::Stream;
@@ -14,10 +15,13 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes read from the socket at a time; a typical reply fits in one read.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// The shortest read timeout a wait sets (a zero timeout is an error on Unix).
+const MIN_WAIT_SLICE: Duration = Duration::from_millis(1);
 
 /// A blocking connection to codexd. Calls are sequential; notifications that arrive while a call waits for its
 /// reply are queued and returned by [`Client::next_notification`].
@@ -27,6 +31,8 @@ pub struct Client {
     decoder: FrameDecoder,
     next_id: i64,
     queued: VecDeque<Notification>,
+    /// The timeout set with [`Client::set_read_timeout`], restored after a wait with a deadline.
+    read_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -35,13 +41,15 @@ impl Client {
         let unreachable = |source| ClientError::Unreachable { path: path.to_path_buf(), source };
         let name = socket::socket_name(path).map_err(unreachable)?;
         let stream = Stream::connect(name).map_err(unreachable)?;
-        Ok(Client { stream, decoder: FrameDecoder::new(), next_id: 1, queued: VecDeque::new() })
+        Ok(Client { stream, decoder: FrameDecoder::new(), next_id: 1, queued: VecDeque::new(), read_timeout: None })
     }
 
     /// Bounds every following read: a read that waits longer fails with [`ClientError::Io`] (kind `WouldBlock`
     /// or `TimedOut`, depending on the platform). `None` waits forever, the default.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
-        self.stream.set_recv_timeout(timeout).map_err(ClientError::Io)
+        self.stream.set_recv_timeout(timeout).map_err(ClientError::Io)?;
+        self.read_timeout = timeout;
+        Ok(())
     }
 
     /// Sends one request and waits for its reply; `params: None` sends no params (write `None::<&()>`).
@@ -122,6 +130,79 @@ impl Client {
         self.call::<(), IgnoredAny>(method::DAEMON_SHUTDOWN, None).map(drop)
     }
 
+    /// `getAuthStatus {includeToken, refreshToken}`: forces a refresh of the ChatGPT tokens, then answers with the
+    /// new token. A refresh the issuer refused for good comes back as a result with `authError.reason ==
+    /// "refreshFailed"`; one that failed for now (issuer unreachable) as [`ClientError::Daemon`] with code `-32003`.
+    pub fn refresh(&mut self) -> Result<GetAuthStatusResult, ClientError> {
+        self.call(method::GET_AUTH_STATUS, Some(&refresh_params()))
+    }
+
+    /// `account/login/start`: stores an API key at once, or starts a browser or device-code login whose end
+    /// arrives as `account/login/completed` (call [`Client::initialize`] first, then [`Client::wait_for_login`]).
+    pub fn login_start(&mut self, params: &LoginStartParams) -> Result<LoginStartResult, ClientError> {
+        self.call(method::LOGIN_START, Some(params))
+    }
+
+    /// `account/login/cancel`: stops a login in progress; [`CancelStatus::NotFound`] when it already ended.
+    pub fn login_cancel(&mut self, login_id: &str) -> Result<CancelStatus, ClientError> {
+        let params = LoginCancelParams { login_id: login_id.to_owned() };
+        self.call::<_, LoginCancelResult>(method::LOGIN_CANCEL, Some(&params)).map(|r| r.status)
+    }
+
+    /// Reads notifications until `account/login/completed` arrives for `login_id` (needs [`Client::initialize`]).
+    ///
+    /// Other notifications stay queued for [`Client::next_notification`]. Fails with
+    /// [`ClientError::LoginTimedOut`] at `deadline` (the connection stays usable, so a caller may wait again in
+    /// slices), [`ClientError::ShuttingDown`] on `daemon/shuttingDown`, [`ClientError::Disconnected`] when the
+    /// connection ends. The read timeout of [`Client::set_read_timeout`] is restored afterwards.
+    pub fn wait_for_login(&mut self, login_id: &str, deadline: Instant) -> Result<LoginCompleted, ClientError> {
+        if let Some(end) = self.take_queued_login_end(login_id) {
+            return end;
+        }
+        let outcome = self.read_until_login_end(login_id, deadline);
+        let restored = self.stream.set_recv_timeout(self.read_timeout).map_err(ClientError::Io);
+        let completed = outcome?;
+        restored?;
+        Ok(completed)
+    }
+
+    /// A queued completion of `login_id` (removed from the queue), or a queued `daemon/shuttingDown` (kept).
+    fn take_queued_login_end(&mut self, login_id: &str) -> Option<Result<LoginCompleted, ClientError>> {
+        let at = self.queued.iter().position(|n| login_wait_end(n, login_id).is_some())?;
+        let end = login_wait_end(&self.queued[at], login_id)?;
+        if end.is_ok() {
+            self.queued.remove(at);
+        }
+        Some(end)
+    }
+
+    fn read_until_login_end(&mut self, login_id: &str, deadline: Instant) -> Result<LoginCompleted, ClientError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::LoginTimedOut { login_id: login_id.to_owned() });
+            }
+            self.stream.set_recv_timeout(Some(left.max(MIN_WAIT_SLICE))).map_err(ClientError::Io)?;
+            match self.read_message() {
+                Ok(None) => return Err(ClientError::Disconnected),
+                Ok(Some(ServerMessage::Notification(n))) => match login_wait_end(&n, login_id) {
+                    Some(Ok(completed)) => return Ok(completed),
+                    Some(Err(e)) => {
+                        // Keep `daemon/shuttingDown` for `next_notification`, as any other notification.
+                        self.queued.push_back(n);
+                        return Err(e);
+                    }
+                    None => self.queued.push_back(n),
+                },
+                // Late replies to calls that timed out.
+                Ok(Some(ServerMessage::Response(_))) => {}
+                // The loop checks the deadline; a partial line stays in the decoder.
+                Err(ClientError::Io(e)) if is_timeout(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The next message, `None` on a clean end of stream.
     fn read_message(&mut self) -> Result<Option<ServerMessage>, ClientError> {
         let mut buf = [0u8; READ_CHUNK];
@@ -152,6 +233,25 @@ pub(crate) fn initialize_params(name: &str, version: &str) -> InitializeParams {
     }
 }
 
+/// The params of the forced refresh: the token is asked for, so that the answer is the usual one.
+pub(crate) fn refresh_params() -> GetAuthStatusParams {
+    GetAuthStatusParams { include_token: Some(true), refresh_token: Some(true) }
+}
+
+/// How a notification ends a wait for `login_id`: its completion, `daemon/shuttingDown` as an error, or `None`.
+fn login_wait_end(n: &Notification, login_id: &str) -> Option<Result<LoginCompleted, ClientError>> {
+    match n.method.as_str() {
+        notification::SHUTTING_DOWN => Some(Err(ClientError::ShuttingDown)),
+        notification::LOGIN_COMPLETED => Event::from_notification(n.clone()).login_completed(login_id).cloned().map(Ok),
+        _ => None,
+    }
+}
+
+/// A read that gave up because of the read timeout (the kind differs between platforms).
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 /// Errors that mean the peer went away rather than that something else broke.
 pub(crate) fn is_disconnect(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted)
@@ -167,6 +267,7 @@ mod tests {
     use crate::test_support::{FakeDaemon, TempDir};
     use codexd_proto::methods::UpdateReason;
     use serde_json::json;
+    use std::time::Instant;
 
     fn updated(generation: u64) -> serde_json::Value {
         json!({"jsonrpc":"2.0","method":"account/updated","params":
@@ -250,6 +351,127 @@ mod tests {
         let err = client.account_read().unwrap_err();
         assert!(matches!(&err, ClientError::Protocol(m) if m.contains("longer than")), "{err:?}");
         drop(client);
+        daemon.join();
+    }
+
+    fn completed(login_id: Option<&str>, success: bool) -> serde_json::Value {
+        json!({"jsonrpc":"2.0","method":"account/login/completed","params":
+            {"loginId":login_id,"success":success,"error":if success { None } else { Some("login canceled") }}})
+    }
+
+    #[test]
+    fn login_start_cancel_and_refresh_send_the_contract_params() {
+        let daemon = FakeDaemon::start(|peer| {
+            let key = peer.read_request();
+            assert_eq!(
+                (&key["method"], &key["params"]),
+                (&json!("account/login/start"), &json!({"type":"apiKey","apiKey":"sk-xyz"}))
+            );
+            peer.send(&json!({"jsonrpc":"2.0","id":key["id"],"result":{"type":"apiKey"}}));
+            let browser = peer.read_request();
+            assert_eq!(browser["params"], json!({"type":"chatgpt"}));
+            peer.send(&json!({"jsonrpc":"2.0","id":browser["id"],"result":{"type":"chatgpt","loginId":"l1","authUrl":"http://127.0.0.1:9/a"}}));
+            let cancel = peer.read_request();
+            assert_eq!(
+                (&cancel["method"], &cancel["params"]),
+                (&json!("account/login/cancel"), &json!({"loginId":"l1"}))
+            );
+            peer.send(&json!({"jsonrpc":"2.0","id":cancel["id"],"result":{"status":"notFound"}}));
+            let refresh = peer.read_request();
+            assert_eq!(
+                (&refresh["method"], &refresh["params"]),
+                (&json!("getAuthStatus"), &json!({"includeToken":true,"refreshToken":true}))
+            );
+            peer.send(&json!({"jsonrpc":"2.0","id":refresh["id"],"result":{"authMethod":null,"authToken":null,
+                "requiresOpenaiAuth":true,"accountId":null,"planType":null,"expiresAt":null,"generation":2,
+                "authError":{"reason":"refreshFailed","message":"used","issuerCode":"refresh_token_reused"}}}));
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        let key = LoginStartParams::ApiKey { api_key: codexd_proto::Secret::new("sk-xyz") };
+        assert_eq!(client.login_start(&key).unwrap(), LoginStartResult::ApiKey);
+        let started = client.login_start(&LoginStartParams::Chatgpt).unwrap();
+        assert!(matches!(started, LoginStartResult::Chatgpt { ref login_id, .. } if login_id == "l1"), "{started:?}");
+        assert_eq!(client.login_cancel("l1").unwrap(), CancelStatus::NotFound);
+        let refreshed = client.refresh().unwrap();
+        let problem = refreshed.auth_error.expect("the refresh failure");
+        assert_eq!(
+            (problem.reason.as_str(), problem.issuer_code.as_deref()),
+            ("refreshFailed", Some("refresh_token_reused"))
+        );
+        daemon.join();
+    }
+
+    #[test]
+    fn wait_for_login_skips_other_logins_and_keeps_other_notifications_queued() {
+        let daemon = FakeDaemon::start(|peer| {
+            peer.send(&updated(1));
+            peer.send(&completed(Some("older"), false));
+            peer.send(&completed(None, true));
+            peer.send(&completed(Some("mine"), true));
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        let done = client.wait_for_login("mine", Instant::now() + Duration::from_secs(30)).unwrap();
+        assert_eq!((done.login_id.as_deref(), done.success), (Some("mine"), true));
+        assert!(matches!(client.next_event().unwrap(), Some(Event::AccountUpdated(_))));
+        let Some(Event::LoginCompleted(older)) = client.next_event().unwrap() else { panic!("the other login lost") };
+        assert_eq!(older.login_id.as_deref(), Some("older"));
+        assert!(matches!(client.next_event().unwrap(), Some(Event::LoginCompleted(c)) if c.login_id.is_none()));
+        assert_eq!(client.next_event().unwrap(), None);
+        daemon.join();
+    }
+
+    #[test]
+    fn a_completion_that_arrives_before_the_start_reply_is_found_in_the_queue() {
+        let daemon = FakeDaemon::start(|peer| {
+            let start = peer.read_request();
+            peer.send(&completed(Some("fast"), true));
+            peer.send(&json!({"jsonrpc":"2.0","id":start["id"],"result":{"type":"chatgptDeviceCode","loginId":"fast",
+                "verificationUrl":"http://127.0.0.1:9/codex/device","userCode":"ABCD-1234"}}));
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        client.login_start(&LoginStartParams::ChatgptDeviceCode).unwrap();
+        // A deadline already past: only the queue is looked at.
+        let done = client.wait_for_login("fast", Instant::now()).unwrap();
+        assert!(done.success);
+        assert_eq!(client.next_notification().unwrap(), None, "taken off the queue");
+        daemon.join();
+    }
+
+    #[test]
+    fn wait_for_login_times_out_with_the_connection_still_usable() {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let daemon = FakeDaemon::start(move |peer| {
+            go_rx.recv().unwrap();
+            // Half a line before the deadline, the rest after it.
+            peer.send_raw(b"{\"jsonrpc\":\"2.0\",\"method\":\"account/login/completed\",");
+            go_rx.recv().unwrap();
+            peer.send_raw(b"\"params\":{\"loginId\":\"slow\",\"success\":false,\"error\":\"denied\"}}\n");
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        let err = client.wait_for_login("slow", Instant::now() + Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(&err, ClientError::LoginTimedOut { login_id } if login_id == "slow"), "{err:?}");
+        assert!(!err.is_connection_error());
+        go_tx.send(()).unwrap();
+        let err = client.wait_for_login("slow", Instant::now() + Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(err, ClientError::LoginTimedOut { .. }), "{err:?}");
+        go_tx.send(()).unwrap();
+        let done = client.wait_for_login("slow", Instant::now() + Duration::from_secs(30)).unwrap();
+        assert_eq!((done.success, done.error.as_deref()), (false, Some("denied")));
+        assert_eq!(client.read_timeout, None, "the caller's read timeout is back");
+        daemon.join();
+    }
+
+    #[test]
+    fn shutting_down_or_a_closed_connection_ends_the_wait() {
+        let daemon = FakeDaemon::start(|peer| {
+            peer.send(&json!({"jsonrpc":"2.0","method":"daemon/shuttingDown","params":{}}));
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert!(matches!(client.wait_for_login("l", deadline), Err(ClientError::ShuttingDown)));
+        assert!(matches!(client.wait_for_login("l", deadline), Err(ClientError::ShuttingDown)), "still queued");
+        assert_eq!(client.next_event().unwrap(), Some(Event::ShuttingDown));
+        assert!(matches!(client.wait_for_login("l", deadline), Err(ClientError::Disconnected)));
         daemon.join();
     }
 

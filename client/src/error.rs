@@ -27,6 +27,16 @@ pub enum ClientError {
     /// The daemon answered with a JSON-RPC error; read `code` and `reason()` to tell the cases apart.
     #[error("codexd refused the request: {} ({})", .0.message, .0.reason())]
     Daemon(ErrorObject),
+    /// The deadline passed before `account/login/completed` arrived for the login; the connection is still usable
+    /// and the login still runs (cancel it with `login_cancel`).
+    #[error("login {login_id} did not complete before the deadline")]
+    LoginTimedOut {
+        /// The login that was awaited.
+        login_id: String,
+    },
+    /// The daemon announced `daemon/shuttingDown` while the client waited; it closes the connection next.
+    #[error("codexd is shutting down")]
+    ShuttingDown,
 }
 
 impl ClientError {
@@ -38,9 +48,10 @@ impl ClientError {
         }
     }
 
-    /// Whether the connection is unusable after this error (everything except a JSON-RPC error reply).
+    /// Whether the connection is unusable after this error (everything except a JSON-RPC error reply and a
+    /// [`ClientError::LoginTimedOut`]).
     pub fn is_connection_error(&self) -> bool {
-        !matches!(self, ClientError::Daemon(_))
+        !matches!(self, ClientError::Daemon(_) | ClientError::LoginTimedOut { .. })
     }
 
     /// A protocol error for a reply that did not decode; the serde message is dropped when it might quote

@@ -32,6 +32,14 @@ impl Event {
             _ => Event::Other(n),
         }
     }
+
+    /// The completion of login `login_id`, when this event is it (`account/login/completed` with that `loginId`).
+    pub fn login_completed(&self, login_id: &str) -> Option<&LoginCompleted> {
+        match self {
+            Event::LoginCompleted(c) if c.login_id.as_deref() == Some(login_id) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +68,17 @@ mod tests {
         let Event::LoginCompleted(c) = Event::from_notification(n) else { panic!("not LoginCompleted") };
         assert_eq!((c.login_id.as_deref(), c.success, c.error.as_deref()), (Some("l1"), false, Some("denied")));
         assert_eq!(Event::from_notification(note("daemon/shuttingDown", &json!({}))), Event::ShuttingDown);
+    }
+
+    #[test]
+    fn login_completed_matches_only_its_own_login() {
+        let n = note("account/login/completed", &json!({"loginId":"l1","success":true,"error":null}));
+        let event = Event::from_notification(n);
+        assert!(event.login_completed("l1").is_some_and(|c| c.success));
+        assert_eq!(event.login_completed("l2"), None);
+        let api_key = note("account/login/completed", &json!({"loginId":null,"success":true,"error":null}));
+        assert_eq!(Event::from_notification(api_key).login_completed(""), None);
+        assert_eq!(Event::ShuttingDown.login_completed("l1"), None);
     }
 
     #[test]

@@ -44,10 +44,34 @@
 //! # }
 //! ```
 //!
+//! # Logging in and refreshing
+//! ```no_run
+//! use codexd_client::{Client, ClientError, resolve_socket};
+//! use codexd_client::proto::methods::{LoginStartParams, LoginStartResult};
+//! use std::time::{Duration, Instant};
+//!
+//! # fn main() -> Result<(), codexd_client::ClientError> {
+//! let mut client = Client::connect(&resolve_socket(None).path)?;
+//! client.initialize("my-tool", "1.0")?; // the completion arrives as a notification
+//! if let LoginStartResult::Chatgpt { login_id, auth_url } = client.login_start(&LoginStartParams::Chatgpt)? {
+//!     println!("open {auth_url}");
+//!     match client.wait_for_login(&login_id, Instant::now() + Duration::from_secs(900)) {
+//!         Ok(done) => println!("success: {}, error: {:?}", done.success, done.error),
+//!         Err(ClientError::LoginTimedOut { .. }) => drop(client.login_cancel(&login_id)?),
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! let refreshed = client.refresh()?; // `authError.reason == "refreshFailed"` when the issuer refused
+//! # let _ = refreshed;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //! Every call returns [`ClientError`]: [`ClientError::Unreachable`] when nothing listens on the socket,
 //! [`ClientError::Disconnected`] when the daemon closed the connection, [`ClientError::Daemon`] with the
-//! JSON-RPC error object (`code`, `data.reason`) when the daemon refused the request.
+//! JSON-RPC error object (`code`, `data.reason`) when the daemon refused the request;
+//! [`ClientError::LoginTimedOut`] and [`ClientError::ShuttingDown`] end a wait for a login.
 //!
 //! # Notifications
 //! Only connections that called `initialize` receive them. The blocking [`Client`] queues those that arrive

@@ -4,23 +4,24 @@
 //! that hands each reply to the call waiting for its id and queues notifications. Calls are cancel-safe: a
 //! call dropped before its reply arrives leaves the connection usable.
 
-use crate::blocking::initialize_params;
+use crate::blocking::{initialize_params, refresh_params};
 use crate::error::describe_json_error;
 use crate::event::Event;
 use crate::{ClientError, socket, wire};
 use codexd_proto::methods::{
-    AccountReadParams, AccountReadResult, DaemonStatusResult, GetAuthStatusParams, GetAuthStatusResult,
-    InitializeResult, method,
+    AccountReadParams, AccountReadResult, CancelStatus, DaemonStatusResult, GetAuthStatusParams, GetAuthStatusResult,
+    InitializeResult, LoginCancelParams, LoginCancelResult, LoginCompleted, LoginStartParams, LoginStartResult, method,
 };
 use codexd_proto::{FrameDecoder, Outcome, RequestId, ServerMessage};
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::tokio::Stream as _;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -109,6 +110,8 @@ pub struct AsyncClient {
     shared: Arc<Shared>,
     write_tx: mpsc::Sender<Vec<u8>>,
     events_rx: mpsc::Receiver<Event>,
+    /// Events read by [`AsyncClient::wait_for_login`] that were not the awaited one; `next_event` returns them first.
+    set_aside: VecDeque<Event>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -128,7 +131,7 @@ impl AsyncClient {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_LEN);
         let reader = tokio::spawn(run_reader(Arc::clone(&stream), Arc::clone(&shared), events_tx));
         let writer = tokio::spawn(run_writer(stream, Arc::clone(&shared), write_rx));
-        Ok(AsyncClient { shared, write_tx, events_rx, reader, writer })
+        Ok(AsyncClient { shared, write_tx, events_rx, set_aside: VecDeque::new(), reader, writer })
     }
 
     /// Sends one request and waits for its reply; `params: None` sends no params (write `None::<&()>`).
@@ -156,18 +159,23 @@ impl AsyncClient {
         wire::decode_outcome(method, outcome)
     }
 
-    /// The notifications received after `initialize`, in order. The channel ends when the connection does.
+    /// The notifications received after `initialize`, in order. The channel ends when the connection does. Those
+    /// that [`AsyncClient::wait_for_login`] set aside are not on it: [`AsyncClient::next_event`] returns them.
     pub fn notifications(&mut self) -> &mut mpsc::Receiver<Event> {
         &mut self.events_rx
     }
 
-    /// The next notification, `None` once the connection has ended and every queued one was read.
+    /// The next notification (first those [`AsyncClient::wait_for_login`] set aside), `None` once the connection
+    /// has ended and every queued one was read.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events_rx.recv().await
+        match self.set_aside.pop_front() {
+            Some(event) => Some(event),
+            None => self.events_rx.recv().await,
+        }
     }
 
     /// Takes the notification channel, e.g. before sharing the client with `Arc`; afterwards
-    /// [`AsyncClient::notifications`] yields nothing.
+    /// [`AsyncClient::notifications`] yields nothing (events set aside by a wait stay with `next_event`).
     pub fn take_notifications(&mut self) -> mpsc::Receiver<Event> {
         let (_, closed_rx) = mpsc::channel(1);
         std::mem::replace(&mut self.events_rx, closed_rx)
@@ -208,6 +216,66 @@ impl AsyncClient {
     /// `daemon/shutdown`: asks the daemon to shut down; it closes the connection soon after answering.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         self.call::<(), IgnoredAny>(method::DAEMON_SHUTDOWN, None).await.map(drop)
+    }
+
+    /// `getAuthStatus {includeToken, refreshToken}`: forces a refresh of the ChatGPT tokens, then answers with the
+    /// new token. A refresh the issuer refused for good comes back as a result with `authError.reason ==
+    /// "refreshFailed"`; one that failed for now (issuer unreachable) as [`ClientError::Daemon`] with code `-32003`.
+    pub async fn refresh(&self) -> Result<GetAuthStatusResult, ClientError> {
+        self.call(method::GET_AUTH_STATUS, Some(&refresh_params())).await
+    }
+
+    /// `account/login/start`: stores an API key at once, or starts a browser or device-code login whose end
+    /// arrives as `account/login/completed` (call [`AsyncClient::initialize`] first).
+    pub async fn login_start(&self, params: &LoginStartParams) -> Result<LoginStartResult, ClientError> {
+        self.call(method::LOGIN_START, Some(params)).await
+    }
+
+    /// `account/login/cancel`: stops a login in progress; [`CancelStatus::NotFound`] when it already ended.
+    pub async fn login_cancel(&self, login_id: &str) -> Result<CancelStatus, ClientError> {
+        let params = LoginCancelParams { login_id: login_id.to_owned() };
+        self.call::<_, LoginCancelResult>(method::LOGIN_CANCEL, Some(&params)).await.map(|r| r.status)
+    }
+
+    /// Reads notifications until `account/login/completed` arrives for `login_id` (needs
+    /// [`AsyncClient::initialize`]).
+    ///
+    /// Other events are set aside (up to [`EVENT_QUEUE_LEN`]; more count in [`AsyncClient::missed_events`]) and
+    /// returned by [`AsyncClient::next_event`]. Fails with [`ClientError::LoginTimedOut`] at `deadline`,
+    /// [`ClientError::ShuttingDown`] on `daemon/shuttingDown`, [`ClientError::Disconnected`] when the connection
+    /// ends. Cancel-safe: dropping the future loses no event.
+    pub async fn wait_for_login(&mut self, login_id: &str, deadline: Instant) -> Result<LoginCompleted, ClientError> {
+        if let Some(at) = self.set_aside.iter().position(|e| e.login_completed(login_id).is_some())
+            && let Some(Event::LoginCompleted(completed)) = self.set_aside.remove(at)
+        {
+            return Ok(completed);
+        }
+        if self.set_aside.contains(&Event::ShuttingDown) {
+            return Err(ClientError::ShuttingDown);
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        loop {
+            let event = match tokio::time::timeout_at(deadline, self.events_rx.recv()).await {
+                Err(_elapsed) => return Err(ClientError::LoginTimedOut { login_id: login_id.to_owned() }),
+                Ok(None) => return Err(self.shared.closed_error()),
+                Ok(Some(event)) => event,
+            };
+            let event = match event {
+                Event::LoginCompleted(completed) if completed.login_id.as_deref() == Some(login_id) => {
+                    return Ok(completed);
+                }
+                other => other,
+            };
+            let shutting_down = event == Event::ShuttingDown;
+            if self.set_aside.len() < EVENT_QUEUE_LEN {
+                self.set_aside.push_back(event);
+            } else {
+                self.shared.missed_events.fetch_add(1, Ordering::Relaxed);
+            }
+            if shutting_down {
+                return Err(ClientError::ShuttingDown);
+            }
+        }
     }
 }
 
@@ -365,6 +433,69 @@ mod tests {
         let client = AsyncClient::connect(&daemon.path).await.unwrap();
         let err = client.initialize("t", "1").await.unwrap_err();
         assert_eq!(err.daemon_error().map(|e| e.reason().to_owned()).as_deref(), Some("shuttingDown"));
+        daemon.join();
+    }
+
+    fn completed(login_id: &str, success: bool) -> Value {
+        json!({"jsonrpc":"2.0","method":"account/login/completed","params":
+            {"loginId":login_id,"success":success,"error":null}})
+    }
+
+    #[tokio::test]
+    async fn login_calls_send_the_contract_params_and_the_wait_sets_other_events_aside() {
+        let daemon = FakeDaemon::start(|peer| {
+            let start = peer.read_request();
+            assert_eq!(start["params"], json!({"type":"chatgptDeviceCode"}));
+            peer.send(&json!({"jsonrpc":"2.0","id":start["id"],"result":{"type":"chatgptDeviceCode","loginId":"d1",
+                "verificationUrl":"http://127.0.0.1:9/codex/device","userCode":"ABCD-1234"}}));
+            peer.send(&updated(1));
+            peer.send(&completed("other", false));
+            peer.send(&completed("d1", true));
+            let cancel = peer.read_request();
+            assert_eq!(cancel["params"], json!({"loginId":"d1"}));
+            peer.send(&json!({"jsonrpc":"2.0","id":cancel["id"],"result":{"status":"canceled"}}));
+            let refresh = peer.read_request();
+            assert_eq!(refresh["params"], json!({"includeToken":true,"refreshToken":true}));
+            peer.send(&json!({"jsonrpc":"2.0","id":refresh["id"],"error":{"code":-32003,"message":"issuer down",
+                "data":{"reason":"refreshUnavailable"}}}));
+        });
+        let mut client = AsyncClient::connect(&daemon.path).await.unwrap();
+        let started = client.login_start(&LoginStartParams::ChatgptDeviceCode).await.unwrap();
+        assert!(
+            matches!(started, LoginStartResult::ChatgptDeviceCode { ref user_code, .. } if user_code == "ABCD-1234")
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let done = client.wait_for_login("d1", deadline).await.unwrap();
+        assert!(done.success);
+        assert_eq!(client.login_cancel("d1").await.unwrap(), CancelStatus::Canceled);
+        let err = client.refresh().await.unwrap_err();
+        assert_eq!(
+            err.daemon_error().map(|e| (e.code, e.reason().to_owned())),
+            Some((-32003, "refreshUnavailable".to_owned()))
+        );
+        assert!(matches!(client.next_event().await, Some(Event::AccountUpdated(_))), "set aside, in order");
+        assert!(client.next_event().await.is_some_and(|e| e.login_completed("other").is_some()));
+        assert_eq!(client.next_event().await, None);
+        daemon.join();
+    }
+
+    #[tokio::test]
+    async fn the_async_wait_times_out_then_ends_on_shutting_down() {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let daemon = FakeDaemon::start(move |peer| {
+            go_rx.recv().unwrap();
+            peer.send(&json!({"jsonrpc":"2.0","method":"daemon/shuttingDown","params":{}}));
+        });
+        let mut client = AsyncClient::connect(&daemon.path).await.unwrap();
+        let soon = Instant::now() + std::time::Duration::from_millis(30);
+        let err = client.wait_for_login("l", soon).await.unwrap_err();
+        assert!(matches!(&err, ClientError::LoginTimedOut { login_id } if login_id == "l"), "{err:?}");
+        go_tx.send(()).unwrap();
+        let later = Instant::now() + std::time::Duration::from_secs(30);
+        assert!(matches!(client.wait_for_login("l", later).await, Err(ClientError::ShuttingDown)));
+        assert!(matches!(client.wait_for_login("l", later).await, Err(ClientError::ShuttingDown)), "kept aside");
+        assert_eq!(client.next_event().await, Some(Event::ShuttingDown));
+        assert!(matches!(client.wait_for_login("l", later).await, Err(ClientError::Disconnected)));
         daemon.join();
     }
 

@@ -1,16 +1,32 @@
 //! The `codexctl` binary's command line surface: help, usage errors, and an unreachable daemon. (Building this
 //! test also builds the binary that the end-to-end tests spawn.)
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn codexctl(args: &[&str], socket_env: Option<&PathBuf>) -> Output {
+    codexctl_with_stdin(args, socket_env, b"")
+}
+
+/// Runs codexctl with `stdin` as its whole standard input (and no display, so no browser opens).
+fn codexctl_with_stdin(args: &[&str], socket_env: Option<&PathBuf>, stdin: &[u8]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexctl"));
-    cmd.args(args).env_remove("CODEXD_SOCKET");
+    cmd.args(args).env_remove("CODEXD_SOCKET").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
     if let Some(socket) = socket_env {
         cmd.env("CODEXD_SOCKET", socket);
     }
-    cmd.output().expect("codexctl runs")
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("codexctl runs");
+    let mut input = child.stdin.take().unwrap();
+    // codexctl may exit before reading (e.g. on a usage error): a broken pipe here is fine.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("codexctl runs")
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 /// A fresh empty directory under the system temp dir, removed on drop.
@@ -36,10 +52,12 @@ fn help_lists_every_command_the_socket_variable_and_the_exit_codes() {
     let out = codexctl(&["--help"], None);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout).unwrap();
-    for word in ["token", "status", "logout", "watch", "stop", "--socket", "CODEXD_SOCKET"] {
+    for word in ["token", "status", "login", "logout", "watch", "refresh", "stop", "--socket", "CODEXD_SOCKET"] {
         assert!(help.contains(word), "--help does not mention {word}:\n{help}");
     }
-    for code in ["0  success", "1  not logged in", "2  usage error", "3  daemon unreachable"] {
+    for code in
+        ["0    success", "1    not logged in", "2    usage error", "3    daemon unreachable", "130  interrupted"]
+    {
         assert!(help.contains(code), "--help does not list exit code `{code}`:\n{help}");
     }
 }
@@ -79,4 +97,93 @@ fn the_socket_flag_wins_over_the_environment() {
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("flag.sock") && !stderr.contains("env.sock"), "{stderr}");
+}
+
+#[test]
+fn login_help_documents_every_flag_the_browser_rules_and_the_exit_codes() {
+    let out = codexctl(&["login", "--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--device-auth",
+        "--with-api-key",
+        "--no-browser",
+        "--timeout",
+        "[default: 900]",
+        "BROWSER",
+        "xdg-open",
+        "DISPLAY",
+        "Ctrl-C",
+    ] {
+        assert!(help.contains(word), "login --help does not mention {word}:\n{help}");
+    }
+    for code in
+        ["0    logged in", "1    the login failed", "2    usage error", "3    daemon unreachable", "130  interrupted"]
+    {
+        assert!(help.contains(code), "login --help does not list exit code `{code}`:\n{help}");
+    }
+}
+
+#[test]
+fn refresh_and_status_help_list_their_exit_codes() {
+    for (command, words) in [
+        ("refresh", &["refresh_token_reused", "0  refreshed", "1  not logged in", "3  daemon unreachable"][..]),
+        ("status", &["--json", "refreshFailed", "next refresh", "1  not logged in", "3  daemon unreachable"][..]),
+    ] {
+        let out = codexctl(&[command, "--help"], None);
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8(out.stdout).unwrap();
+        for word in words {
+            assert!(help.contains(word), "{command} --help does not mention {word}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn login_and_refresh_without_a_daemon_exit_3_with_one_line() {
+    let dir = TempDir::new("login");
+    let socket = dir.0.join("codexd.sock");
+    for args in [&["login"][..], &["login", "--device-auth"], &["login", "--no-browser"], &["refresh"]] {
+        let out = codexctl(args, Some(&socket));
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(stderr.starts_with("codexctl: cannot reach codexd at "), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+    }
+}
+
+#[test]
+fn an_api_key_login_without_a_daemon_exits_3_and_never_shows_the_key() {
+    let dir = TempDir::new("apikey");
+    let out =
+        codexctl_with_stdin(&["login", "--with-api-key"], Some(&dir.0.join("codexd.sock")), b"sk-test-SECRET-1\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(!stderr_of(&out).contains("SECRET"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn an_empty_api_key_on_stdin_is_a_usage_error_before_any_connect() {
+    let dir = TempDir::new("nokey");
+    for stdin in [&b""[..], b" \n\t\n"] {
+        let out = codexctl_with_stdin(&["login", "--with-api-key"], Some(&dir.0.join("codexd.sock")), stdin);
+        assert_eq!(out.status.code(), Some(2), "{stdin:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr_of(&out),
+            "codexctl: no API key on stdin; pipe it in, e.g. printenv OPENAI_API_KEY | codexctl login --with-api-key\n"
+        );
+    }
+}
+
+#[test]
+fn contradicting_or_malformed_login_flags_are_usage_errors() {
+    for args in
+        [&["login", "--device-auth", "--with-api-key"][..], &["login", "--timeout", "0"], &["login", "--timeout", "x"]]
+    {
+        let out = codexctl(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
 }

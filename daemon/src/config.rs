@@ -20,6 +20,62 @@ pub struct Config {
     pub issuer: String,
     /// How long one write to a client may block before the client is dropped.
     pub client_write_timeout: Duration,
+    /// How codexd talks to the issuer: refresh, logins, logout.
+    pub session: SessionConfig,
+}
+
+/// Settings of the refresh and login machinery (each has an environment variable, see `codexd --help`).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Where each issuer call goes.
+    pub endpoints: crate::oauth::Endpoints,
+    /// Extra trusted roots for every HTTPS call.
+    pub ca_bundle: Option<crate::oauth::ca::CaBundle>,
+    /// Bound on every HTTP call to the issuer.
+    pub http_timeout: Duration,
+    /// Refresh when the access token has at most this long left (clamped to half its lifetime).
+    pub refresh_margin: Duration,
+    /// First retry delay after a transient refresh failure.
+    pub backoff_min: Duration,
+    /// Largest retry delay after transient refresh failures.
+    pub backoff_max: Duration,
+    /// Browser-login callback ports, tried in order; `0` means any free port.
+    pub login_ports: Vec<u16>,
+    /// A browser login not completed within this ends unsuccessfully.
+    pub login_timeout: Duration,
+    /// Device-code polling gives up after this.
+    pub device_code_timeout: Duration,
+    /// The `originator` sent with refreshes (`CODEX_INTERNAL_ORIGINATOR_OVERRIDE`, as the Codex CLI).
+    pub originator: String,
+}
+
+/// Default refresh margin: refresh with 10 minutes left, well before the Codex CLI's 5-minute threshold.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Default bound on one HTTP call.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The Codex CLI's callback port and its fallback.
+pub const DEFAULT_LOGIN_PORTS: [u16; 2] = [1455, 1457];
+/// Default bound on a browser login.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The Codex CLI's device-code limit: 15 minutes.
+pub const DEFAULT_DEVICE_CODE_TIMEOUT: Duration = Duration::from_secs(900);
+
+impl SessionConfig {
+    /// The defaults for `issuer`, without a CA bundle or overrides.
+    pub fn new(issuer: &str) -> Self {
+        Self {
+            endpoints: crate::oauth::Endpoints::new(issuer),
+            ca_bundle: None,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            login_ports: DEFAULT_LOGIN_PORTS.to_vec(),
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            device_code_timeout: DEFAULT_DEVICE_CODE_TIMEOUT,
+            originator: crate::oauth::ORIGINATOR.to_owned(),
+        }
+    }
 }
 
 /// A configuration the daemon cannot start with.
@@ -34,6 +90,19 @@ pub enum ConfigError {
     /// Neither `CODEX_HOME` nor `HOME` is set.
     #[error("cannot find the credential home: set CODEX_HOME or HOME")]
     NoHome,
+    /// The custom CA bundle cannot be used.
+    #[error(transparent)]
+    CaBundle(#[from] crate::oauth::ca::CaError),
+    /// A setting has a value codexd cannot use.
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        /// The variable or flag.
+        name: &'static str,
+        /// What it was set to.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// The credential home exists but cannot be used.
     #[error("cannot use the credential home {path:?}: {source}")]
     CodexHome {

@@ -9,6 +9,10 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod ipc;
+pub mod login;
+pub mod oauth;
+pub mod policy;
+pub mod refresh;
 pub mod state;
 pub mod watch;
 
@@ -20,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The HTTPS client cannot be built.
+    #[error(transparent)]
+    Http(#[from] oauth::ca::CaError),
     /// The credential home cannot be watched.
     #[error("cannot watch {path:?} for changes: {source}")]
     Watch {
@@ -33,13 +40,17 @@ pub enum RunError {
 /// Serves `listener` until `shutdown` is cancelled (by a signal or a `daemon/shutdown` request), then tells
 /// every subscriber and returns once the connections are done.
 pub async fn run(config: Config, listener: Listener, shutdown: CancellationToken) -> Result<(), RunError> {
-    let daemon = daemon::Daemon::start(config, shutdown).await;
+    let daemon = daemon::Daemon::start(config, shutdown).await?;
     let home = daemon.config().codex_home.clone();
     let _watcher =
         watch::spawn_store_watcher(daemon.clone()).map_err(|source| RunError::Watch { path: home, source })?;
     // A change made between the first read and the start of the watch would otherwise go unseen.
     daemon.reload_external().await;
+    let scheduler = refresh::spawn_scheduler(daemon.clone());
     tracing::info!(socket = %daemon.config().socket.display(), codex_home = %daemon.config().codex_home.display(), "codexd is serving");
-    ipc::serve(listener, daemon).await;
+    ipc::serve(listener, daemon.clone()).await;
+    scheduler.abort();
+    // A refresh on the wire runs to the end: its answer may be the only copy of the rotated token.
+    daemon.quiesce(daemon.config().session.http_timeout + std::time::Duration::from_secs(15)).await;
     Ok(())
 }

@@ -21,9 +21,24 @@ Environment:
   CODEXD_ISSUER              issuer base URL for logins (default https://auth.openai.com)
   CODEXD_LOG                 log filter, e.g. debug or codexd=trace (default info); logs go to stderr
   CODEXD_WRITE_TIMEOUT_MS    how long one write to a client may block before that client is dropped (default 5000)
+  CODEX_REFRESH_TOKEN_URL_OVERRIDE, CODEX_REVOKE_TOKEN_URL_OVERRIDE
+                             refresh and revoke endpoints, as the Codex CLI (refresh otherwise goes to the issuer
+                             recorded in auth.json, else the issuer above)
+  CODEX_CA_CERTIFICATE       PEM bundle of extra trusted roots for every HTTPS call; else SSL_CERT_FILE;
+                             an empty value counts as unset; an unusable bundle stops codexd at startup
+  CODEXD_REFRESH_MARGIN_SECS refresh when the access token has this long left (default 600; at most half
+                             the token's lifetime), so Codex CLIs (5-minute threshold) never refresh themselves
+  CODEXD_REFRESH_BACKOFF_MIN_MS, CODEXD_REFRESH_BACKOFF_MAX_MS
+                             retry delays after a failed refresh that may pass (default 1000 and 300000)
+  CODEXD_HTTP_TIMEOUT_MS     bound on every call to the issuer (default 30000; revoke at most 10000)
+  CODEXD_LOGIN_PORTS         browser-login callback ports, tried in order (default 1455,1457; 0 = any free port)
+  CODEXD_LOGIN_TIMEOUT_SECS  a browser login not completed by then fails (default 600)
+  CODEXD_DEVICE_CODE_TIMEOUT_SECS
+                             device-code polling gives up after this (default 900)
 
-Stop it with SIGTERM, SIGINT or `codexctl stop`: every subscriber is told (daemon/shuttingDown), the socket is
-removed, and codexd exits 0."
+Stop it with SIGTERM, SIGINT or `codexctl stop`: every subscriber is told (daemon/shuttingDown), a refresh on
+the wire is finished, the socket is removed, and codexd exits 0. It exits 1 when it cannot start (a missing
+CODEX_HOME, an unusable CA bundle or setting, the socket in use) and 2 on a usage error."
 )]
 struct Args {
     /// Socket path to serve [env: CODEXD_SOCKET]
@@ -87,7 +102,69 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
     let client_write_timeout = env("CODEXD_WRITE_TIMEOUT_MS")
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
         .map_or(config::DEFAULT_CLIENT_WRITE_TIMEOUT, Duration::from_millis);
-    Ok(Config { socket, codex_home, issuer, client_write_timeout })
+    let session = resolve_session(&issuer)?;
+    Ok(Config { socket, codex_home, issuer, client_write_timeout, session })
+}
+
+fn env_string(name: &str) -> Option<String> {
+    env(name).and_then(|v| v.into_string().ok())
+}
+
+/// A number-valued variable of at most `max`; anything else is an error naming the variable.
+fn env_number(name: &'static str, max: u64, expected: &'static str) -> Result<Option<u64>, ConfigError> {
+    env_string(name)
+        .map(|v| match v.trim().parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ConfigError::Invalid { name, value: v, expected }),
+        })
+        .transpose()
+}
+
+const DAY_SECS: u64 = 86_400;
+
+fn resolve_session(issuer: &str) -> Result<config::SessionConfig, ConfigError> {
+    let mut session = config::SessionConfig::new(issuer);
+    session.endpoints.refresh_override = env_string("CODEX_REFRESH_TOKEN_URL_OVERRIDE");
+    session.endpoints.revoke_override = env_string("CODEX_REVOKE_TOKEN_URL_OVERRIDE");
+    session.ca_bundle = codexd::oauth::ca::CaBundle::from_env(|name| std::env::var_os(name))?;
+    if let Some(originator) = env_string("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") {
+        session.originator = originator;
+    }
+    if let Some(secs) = env_number("CODEXD_REFRESH_MARGIN_SECS", DAY_SECS, "seconds, at most 86400 (a day)")? {
+        session.refresh_margin = Duration::from_secs(secs);
+    }
+    let backoff = "milliseconds, 1 to 86400000 (a day)";
+    if let Some(ms) = env_number("CODEXD_REFRESH_BACKOFF_MIN_MS", DAY_SECS * 1000, backoff)? {
+        session.backoff_min = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = env_number("CODEXD_REFRESH_BACKOFF_MAX_MS", DAY_SECS * 1000, backoff)? {
+        session.backoff_max = Duration::from_millis(ms.max(1));
+    }
+    session.backoff_max = session.backoff_max.max(session.backoff_min);
+    if let Some(ms) = env_number("CODEXD_HTTP_TIMEOUT_MS", 600_000, "milliseconds, 1 to 600000 (10 minutes)")? {
+        session.http_timeout = Duration::from_millis(ms.max(1));
+    }
+    let long = "seconds, 1 to 86400 (a day)";
+    if let Some(secs) = env_number("CODEXD_LOGIN_TIMEOUT_SECS", DAY_SECS, long)? {
+        session.login_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = env_number("CODEXD_DEVICE_CODE_TIMEOUT_SECS", DAY_SECS, long)? {
+        session.device_code_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(ports) = env_string("CODEXD_LOGIN_PORTS") {
+        let parsed: Result<Vec<u16>, _> = ports.split(',').map(|p| p.trim().parse::<u16>()).collect();
+        session.login_ports = match parsed {
+            Ok(list) if !list.is_empty() => list,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "CODEXD_LOGIN_PORTS",
+                    value: ports,
+                    expected: "a comma-separated list of ports, e.g. 1455,1457",
+                });
+            }
+        };
+    }
+    Ok(session)
 }
 
 /// The same default as every client's (`codexd_proto::paths`).

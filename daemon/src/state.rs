@@ -80,6 +80,18 @@ impl CredentialState {
         &self.loaded
     }
 
+    /// Marks the credentials as unusable after a refresh failed for good. The stored contents are unchanged,
+    /// so the mark lasts until the store changes (a login, or another program writing new tokens); `None` when
+    /// there were no usable credentials to mark.
+    pub fn fail_refresh(&mut self, problem: AuthProblem) -> Option<Change> {
+        if !matches!(self.loaded, Loaded::LoggedIn(_)) {
+            return None;
+        }
+        self.loaded = Loaded::Unusable(problem);
+        self.generation += 1;
+        Some(Change { generation: self.generation, reason: UpdateReason::RefreshFailed, loaded: self.loaded.clone() })
+    }
+
     /// Takes a new reading of the store. Identical contents are no change (this is what keeps the daemon's
     /// own writes from echoing back as external changes); anything else bumps the generation.
     pub fn observe(&mut self, read: StoreRead, reason: UpdateReason) -> Option<Change> {
@@ -97,21 +109,20 @@ impl CredentialState {
 fn interpret(read: StoreRead) -> (Fingerprint, Loaded) {
     match read {
         StoreRead::Absent => (Fingerprint::Absent, Loaded::LoggedOut),
-        StoreRead::Failed(message) => (
-            Fingerprint::Failed(message.clone()),
-            Loaded::Unusable(AuthProblem { reason: "authFileUnreadable".to_owned(), message }),
-        ),
+        StoreRead::Failed(message) => {
+            (Fingerprint::Failed(message.clone()), Loaded::Unusable(AuthProblem::new("authFileUnreadable", message)))
+        }
         StoreRead::Contents(bytes) => {
             let fingerprint = Fingerprint::Sha256(Sha256::digest(&bytes).into());
             let loaded = match AuthDotJson::parse(&bytes).and_then(|doc| Credentials::from_dotjson(&doc)) {
                 Ok(credentials) => Loaded::LoggedIn(Arc::new(credentials)),
                 Err(AuthFileError::NoCredentials) => Loaded::LoggedOut,
-                Err(e) => Loaded::Unusable(AuthProblem {
-                    reason: "authFileCorrupt".to_owned(),
-                    message: format!(
+                Err(e) => Loaded::Unusable(AuthProblem::new(
+                    "authFileCorrupt",
+                    format!(
                         "{e}; codexd leaves the file as it is: fix it or sign in again, and codexd reloads it at once"
                     ),
-                }),
+                )),
             };
             (fingerprint, loaded)
         }
@@ -147,6 +158,19 @@ mod tests {
         assert_eq!((logout.generation, logout.reason), (2, UpdateReason::Logout));
         assert!(matches!(logout.loaded, Loaded::LoggedOut));
         assert!(state.observe(StoreRead::Absent, UpdateReason::External).is_none());
+    }
+
+    #[test]
+    fn a_refresh_failure_lasts_until_the_store_changes() {
+        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()));
+        let failed = state.fail_refresh(AuthProblem::new("refreshFailed", "sign in again")).unwrap();
+        assert_eq!((failed.generation, failed.reason), (1, UpdateReason::RefreshFailed));
+        assert!(state.fail_refresh(AuthProblem::new("refreshFailed", "again")).is_none());
+        assert!(state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).is_none());
+        assert!(matches!(state.loaded(), Loaded::Unusable(_)));
+        let other = b"{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-test-456\"\n}";
+        let change = state.observe(StoreRead::Contents(other.to_vec()), UpdateReason::External).unwrap();
+        assert!(matches!(change.loaded, Loaded::LoggedIn(_)));
     }
 
     #[test]

@@ -103,6 +103,16 @@ pub struct AuthProblem {
     pub reason: String,
     /// What happened and what to do, for people. Never contains a secret.
     pub message: String,
+    /// The issuer's error code when `reason` is `refreshFailed`, e.g. `refresh_token_reused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_code: Option<String>,
+}
+
+impl AuthProblem {
+    /// A problem without an issuer code.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { reason: reason.into(), message: message.into(), issuer_code: None }
+    }
 }
 
 /// Result of `getAuthStatus`.

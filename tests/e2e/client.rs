@@ -34,12 +34,14 @@ fn the_blocking_client_reads_token_account_and_daemon_status() {
 #[test]
 fn refusals_arrive_as_daemon_errors_and_the_connection_stays_usable() {
     let daemon = TestDaemon::start();
+    std::fs::write(daemon.home().join("config.toml"), "forced_login_method = \"api\"\n").unwrap();
     let mut client = daemon.client();
     let err = client
         .call::<_, serde_json::Value>("account/login/start", Some(&serde_json::json!({"type": "chatgpt"})))
         .unwrap_err();
     let ClientError::Daemon(error) = err else { panic!("expected a daemon error, got {err:?}") };
-    assert_eq!((error.code, error.reason()), (-32006, "notImplemented"));
+    assert_eq!((error.code, error.reason()), (-32002, "policyRefused"));
+    assert_eq!(error.message, "ChatGPT login is disabled. Use API key login instead.");
     assert_eq!(client.get_auth_status(false).unwrap().generation, 0);
 }
 

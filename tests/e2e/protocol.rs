@@ -175,28 +175,27 @@ fn daemon_status_reports_identity_paths_counts_and_credentials() {
 }
 
 #[test]
-fn login_start_and_cancel_are_not_implemented_yet() {
+fn login_params_are_checked_and_unknown_logins_are_not_found() {
     let daemon = TestDaemon::start();
     let mut conn = daemon.raw_conn();
-    for params in
-        [json!({"type": "chatgpt"}), json!({"type": "chatgptDeviceCode"}), json!({"type": "apiKey", "apiKey": "sk-x"})]
-    {
+    for params in [json!({"type": "password"}), json!({"type": "apiKey"}), json!({"type": "apiKey", "apiKey": "  "})] {
         let error = conn.call_error("account/login/start", params.clone());
-        assert_eq!(error["code"], -32006, "{params}: {error}");
-        assert_eq!(error["data"]["reason"], "notImplemented", "{params}: {error}");
+        assert_eq!(error["code"], -32602, "{params}: {error}");
     }
-    let error = conn.call_error("account/login/cancel", json!({"loginId": "nope"}));
-    assert_eq!((error["code"].clone(), error["data"]["reason"].clone()), (json!(-32006), json!("notImplemented")));
+    assert_eq!(conn.call("account/login/cancel", json!({"loginId": "nope"})), json!({"status": "notFound"}));
     assert!(!daemon.auth_path().exists(), "a refused login must not store anything");
 }
 
 #[test]
-fn forced_refresh_is_not_implemented_yet() {
-    let daemon = TestDaemon::with_auth(chatgpt_auth_json(&AuthFixture::default()));
+fn a_forced_refresh_without_a_reachable_issuer_is_unavailable_and_the_token_stays() {
+    // The kit points the daemon's issuer at a closed loopback port.
+    let fixture = AuthFixture::default();
+    let daemon = TestDaemon::with_auth(chatgpt_auth_json(&fixture));
     let mut conn = daemon.raw_conn();
     let error = conn.call_error("getAuthStatus", json!({"includeToken": true, "refreshToken": true}));
-    assert_eq!(error["code"], -32006, "{error}");
-    assert_eq!(error["data"]["reason"], "notImplemented", "{error}");
+    assert_eq!(error["code"], -32003, "{error}");
+    assert_eq!(error["data"]["reason"], "refreshUnavailable", "{error}");
+    assert_eq!(conn.auth_status(true)["authToken"], fixture.access_token().as_str());
 }
 
 #[test]

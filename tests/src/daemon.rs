@@ -24,6 +24,10 @@ pub const EXIT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a `codexctl` run may take.
 pub const CODEXCTL_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Where the daemon's issuer calls go unless a test attaches a fake issuer: a closed loopback port, so that no
+/// test can ever reach a real endpoint (fixtures name `https://auth.openai.com` as their issuer).
+pub const DEAD_ISSUER: &str = "http://127.0.0.1:9";
+
 /// Options for a [`TestDaemon`]; start it with [`TestDaemonBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct TestDaemonBuilder {
@@ -32,6 +36,7 @@ pub struct TestDaemonBuilder {
     env: Vec<(OsString, OsString)>,
     args: Vec<OsString>,
     paths_via_env: bool,
+    issuer: Option<String>,
 }
 
 impl Default for TestDaemonBuilder {
@@ -42,6 +47,7 @@ impl Default for TestDaemonBuilder {
             env: Vec::new(),
             args: Vec::new(),
             paths_via_env: false,
+            issuer: None,
         }
     }
 }
@@ -72,6 +78,14 @@ impl TestDaemonBuilder {
     #[must_use]
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Points every issuer call at `url` (a fake issuer on loopback) instead of [`DEAD_ISSUER`]: `CODEXD_ISSUER`
+    /// is set, and refresh and revoke go to the issuer recorded in `auth.json` as they do for users.
+    #[must_use]
+    pub fn issuer(mut self, url: &str) -> Self {
+        self.issuer = Some(url.to_owned());
         self
     }
 
@@ -163,6 +177,18 @@ impl TestDaemon {
     pub fn codexd_command(&self) -> Command {
         let mut cmd = clean_command(bin_path("codexd"), self.run.path());
         cmd.env("CODEXD_LOG", &self.options.log);
+        // Any free callback port: tests run in parallel and must not fight over 1455.
+        cmd.env("CODEXD_LOGIN_PORTS", "0");
+        match &self.options.issuer {
+            Some(url) => {
+                cmd.env("CODEXD_ISSUER", url);
+            }
+            None => {
+                cmd.env("CODEXD_ISSUER", DEAD_ISSUER)
+                    .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/token"))
+                    .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/revoke"));
+            }
+        }
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd
     }

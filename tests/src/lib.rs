@@ -19,12 +19,14 @@ pub mod bin;
 pub mod conn;
 pub mod daemon;
 pub mod fixtures;
+pub mod logins;
 pub mod process;
+pub mod session;
 pub mod wait;
 
 pub use bin::bin_path;
 pub use conn::Conn;
-pub use daemon::{TestDaemon, TestDaemonBuilder};
+pub use daemon::{DEAD_ISSUER, TestDaemon, TestDaemonBuilder};
 pub use fixtures::{
     AuthFixture, SECRET_MARK, apikey_auth_json, chatgpt_auth_json, fake_jwt, legacy_chatgpt_auth_json, parse_rfc3339,
     remove_auth, rfc3339, write_atomically,

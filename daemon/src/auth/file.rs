@@ -96,10 +96,7 @@ impl AuthFile {
 
     /// Replaces `auth.json` with `contents`, atomically and under both locks. The result has mode 0600.
     pub fn write(&self, contents: &[u8]) -> Result<(), AuthFileError> {
-        let _outer = self.lock(AUTH_LOCK_NAME, self.lock_timeout, LOCK_POLL)?;
-        // Both locks are released when `_inner`, then `_outer`, are dropped.
-        let _inner = self.lock(AUTH_JSON_LOCK_NAME, self.write_lock_timeout, WRITE_LOCK_POLL)?;
-        self.replace(contents)
+        self.lock_store()?.write(contents)
     }
 
     /// Writes `doc` in the Codex CLI's format (see [`AuthFile::write`]).
@@ -110,32 +107,30 @@ impl AuthFile {
     /// A read-compare-write under `auth.lock`: re-reads `auth.json`, passes its contents (`None` when absent) to
     /// `decide`, and writes what `decide` returns, if anything. Returns whether it wrote.
     pub fn update(&self, decide: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>) -> Result<bool, AuthFileError> {
-        let _outer = self.lock(AUTH_LOCK_NAME, self.lock_timeout, LOCK_POLL)?;
-        let current = self.read()?;
+        let locked = self.lock_store()?;
+        let current = locked.read()?;
         let Some(contents) = decide(current.as_deref()) else {
             return Ok(false);
         };
-        let _inner = self.lock(AUTH_JSON_LOCK_NAME, self.write_lock_timeout, WRITE_LOCK_POLL)?;
-        self.replace(&contents)?;
+        locked.write(&contents)?;
         Ok(true)
     }
 
     /// Removes `auth.json` under both locks; returns whether it existed (`false` also when `$CODEX_HOME` does not
     /// exist). The lock files stay.
     pub fn remove(&self) -> Result<bool, AuthFileError> {
-        let _outer = match self.lock(AUTH_LOCK_NAME, self.lock_timeout, LOCK_POLL) {
-            Err(AuthFileError::MissingHome { .. }) => return Ok(false),
-            other => other?,
-        };
-        let _inner = self.lock(AUTH_JSON_LOCK_NAME, self.write_lock_timeout, WRITE_LOCK_POLL)?;
-        match fs::remove_file(&self.path) {
-            Ok(()) => {
-                self.sync_home();
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(AuthFileError::Remove { path: self.path.clone(), source }),
+        match self.lock_store() {
+            Err(AuthFileError::MissingHome { .. }) => Ok(false),
+            other => other?.remove(),
         }
+    }
+
+    /// Takes `auth.lock`, the lock every writer of the store holds for its read-compare-write, waiting at most
+    /// the lock timeout. The daemon holds it across a whole refresh, network call included, so that no other
+    /// program redeems the same refresh token meanwhile. Released when the guard drops.
+    pub fn lock_store(&self) -> Result<StoreLock, AuthFileError> {
+        let file = self.lock(AUTH_LOCK_NAME, self.lock_timeout, LOCK_POLL)?;
+        Ok(StoreLock { _auth_lock: file, store: self.clone() })
     }
 
     /// Opens (creating it 0600) and exclusively locks `$CODEX_HOME/<name>`, polling until `timeout`. The lock
@@ -216,6 +211,54 @@ impl AuthFile {
         #[cfg(unix)]
         if let Err(error) = File::open(&self.home).and_then(|dir| dir.sync_all()) {
             tracing::warn!(dir = %self.home.display(), %error, "cannot fsync the credential directory");
+        }
+    }
+}
+
+/// `auth.lock`, held: the store may be read, written and removed without another writer in between.
+#[derive(Debug)]
+pub struct StoreLock {
+    _auth_lock: File,
+    store: AuthFile,
+}
+
+impl StoreLock {
+    /// The raw contents of `auth.json`; `Ok(None)` when it does not exist.
+    pub fn read(&self) -> Result<Option<Vec<u8>>, AuthFileError> {
+        self.store.read()
+    }
+
+    /// Replaces `auth.json` atomically, taking `auth.json.lock` only for the moment of the write.
+    pub fn write(&self, contents: &[u8]) -> Result<(), AuthFileError> {
+        let store = &self.store;
+        let _inner = store.lock(AUTH_JSON_LOCK_NAME, store.write_lock_timeout, WRITE_LOCK_POLL)?;
+        store.replace(contents)
+    }
+
+    /// Replaces `auth.json` with `contents` only if it still holds `expected` (re-read under `auth.json.lock`,
+    /// as the Codex CLI re-reads before its write); returns whether it wrote. Programs that ignore `auth.lock`
+    /// may have changed the file since it was read.
+    pub fn replace_if_unchanged(&self, expected: &[u8], contents: &[u8]) -> Result<bool, AuthFileError> {
+        let store = &self.store;
+        let _inner = store.lock(AUTH_JSON_LOCK_NAME, store.write_lock_timeout, WRITE_LOCK_POLL)?;
+        if store.read()?.as_deref() != Some(expected) {
+            return Ok(false);
+        }
+        store.replace(contents)?;
+        Ok(true)
+    }
+
+    /// Removes `auth.json` (under `auth.json.lock`); returns whether it existed.
+    pub fn remove(&self) -> Result<bool, AuthFileError> {
+        let store = &self.store;
+        let _inner = store.lock(AUTH_JSON_LOCK_NAME, store.write_lock_timeout, WRITE_LOCK_POLL)?;
+        match fs::remove_file(&store.path) {
+            Ok(()) => {
+                store.sync_home();
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(AuthFileError::Remove { path: store.path.clone(), source }),
         }
     }
 }

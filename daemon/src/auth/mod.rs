@@ -18,7 +18,7 @@ mod golden;
 
 pub use dotjson::{AUTH_MODE_APIKEY, AUTH_MODE_CHATGPT, AuthDotJson, OauthProvenance, TokenData};
 pub use error::AuthFileError;
-pub use file::{AUTH_FILE_NAME, AUTH_JSON_LOCK_NAME, AUTH_LOCK_NAME, AuthFile};
+pub use file::{AUTH_FILE_NAME, AUTH_JSON_LOCK_NAME, AUTH_LOCK_NAME, AuthFile, StoreLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use codexd_proto::Secret;

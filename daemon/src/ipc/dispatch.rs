@@ -2,11 +2,13 @@
 
 use crate::daemon::{CountGuard, Daemon};
 use crate::events::EncodedLine;
+use crate::oauth::RefreshReason;
+use crate::refresh::RefreshOutcome;
 use crate::state::Loaded;
 use codexd_proto::methods::{
     Account, AccountReadParams, AccountReadResult, ClientInfo, DaemonStatusResult, EmptyResult, GetAuthStatusParams,
-    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginStartParams, PROTOCOL_VERSION,
-    method,
+    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginStartParams,
+    PROTOCOL_VERSION, method,
 };
 use codexd_proto::{ErrorCode, ErrorObject, Request, Response, ResultReply};
 use serde::Serialize;
@@ -74,25 +76,33 @@ async fn route<'a>(
         }
         method::GET_AUTH_STATUS => {
             let params: GetAuthStatusParams = request.params_as()?;
+            let include_token = params.include_token.unwrap_or(false);
             if params.refresh_token == Some(true) {
-                return Err(not_implemented("refreshToken"));
+                forced_refresh(daemon).await?;
+            } else if include_token {
+                daemon.refresh_if_stale().await;
             }
-            to_value(&auth_status(daemon, params.include_token.unwrap_or(false)))
+            to_value(&auth_status(daemon, include_token))
         }
         method::ACCOUNT_READ => {
             let params: AccountReadParams = request.params_as()?;
             if params.refresh_token == Some(true) {
-                return Err(not_implemented("refreshToken"));
+                forced_refresh(daemon).await?;
             }
             to_value(&account_read(daemon))
         }
         method::LOGIN_START => {
-            let _: LoginStartParams = request.params_as()?;
-            Err(not_implemented(method::LOGIN_START))
+            let params: LoginStartParams = request.params_as()?;
+            let result = match params {
+                LoginStartParams::ApiKey { api_key } => crate::login::login_api_key(daemon, &api_key).await?,
+                LoginStartParams::Chatgpt => crate::login::start_browser(daemon).await?,
+                LoginStartParams::ChatgptDeviceCode => crate::login::start_device(daemon).await?,
+            };
+            to_value(&result)
         }
         method::LOGIN_CANCEL => {
-            let _: LoginCancelParams = request.params_as()?;
-            Err(not_implemented(method::LOGIN_CANCEL))
+            let params: LoginCancelParams = request.params_as()?;
+            to_value(&LoginCancelResult { status: daemon.logins.cancel(&params.login_id) })
         }
         method::LOGOUT => {
             daemon.logout().await.map_err(|e| {
@@ -109,6 +119,25 @@ async fn route<'a>(
         other => Err(ErrorObject::new(
             ErrorCode::MethodNotFound,
             format!("unknown method {other:?}; see docs/PROTOCOL.md for the methods codexd serves"),
+        )),
+    }
+}
+
+/// A refresh a client asked for. A permanent failure is not an error here: the status that follows carries
+/// `authError` (as the Codex app-server answers); a transient one is `-32003 refreshUnavailable`.
+async fn forced_refresh(daemon: &Daemon) -> Result<(), ErrorObject> {
+    match daemon.refresh(RefreshReason::Forced).await {
+        RefreshOutcome::Refreshed | RefreshOutcome::Adopted | RefreshOutcome::Failed(_) => Ok(()),
+        RefreshOutcome::NotRefreshable => match daemon.snapshot().loaded {
+            Loaded::LoggedOut => {
+                Err(ErrorObject::new(ErrorCode::NotLoggedIn, "not logged in: sign in with `codexctl login` first"))
+            }
+            Loaded::LoggedIn(_) | Loaded::Unusable(_) => Ok(()),
+        },
+        RefreshOutcome::Unavailable(message) => Err(ErrorObject::with_reason(
+            ErrorCode::RefreshFailed,
+            "refreshUnavailable",
+            format!("the refresh failed for now ({message}); the current token is still served and codexd retries"),
         )),
     }
 }
@@ -175,20 +204,13 @@ fn daemon_status(daemon: &Daemon) -> DaemonStatusResult {
         generation: snapshot.generation,
         auth_method,
         last_refresh,
-        next_refresh: None,
+        next_refresh: (*crate::daemon::lock(&daemon.next_refresh)).map(rfc3339),
         auth_error,
     }
 }
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn not_implemented(what: &str) -> ErrorObject {
-    ErrorObject::new(
-        ErrorCode::NotImplemented,
-        format!("{what} is not implemented in this version of codexd; sign in with `codex login` meanwhile"),
-    )
 }
 
 /// Encodes a result straight to JSON text: no intermediate `Value` on the hot path.

@@ -20,15 +20,17 @@ pub(crate) fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<u8> {
     // Never print a secret here, whatever the daemon sent.
     auth.auth_token = None;
     let daemon = client.daemon_status()?;
-    let text = if args.json {
-        let mut line = serde_json::to_string(&serde_json::json!({ "auth": auth, "daemon": daemon }))?;
-        line.push('\n');
-        line
-    } else {
-        summary(&auth, &daemon)
-    };
+    let text = if args.json { json_line(&auth, &daemon)? } else { summary(&auth, &daemon) };
     io::stdout().lock().write_all(text.as_bytes())?;
     Ok(if auth.auth_method.is_some() { EXIT_OK } else { EXIT_REFUSED })
+}
+
+/// `{"auth": .., "daemon": ..}` and a newline; a refresh failure shows as `authError` (with `issuerCode`) and the
+/// schedule as `daemon.nextRefresh`.
+fn json_line(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> serde_json::Result<String> {
+    let mut line = serde_json::to_string(&serde_json::json!({ "auth": auth, "daemon": daemon }))?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// The human summary, one fact a line.
@@ -72,8 +74,17 @@ fn summary(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> String {
     s
 }
 
+/// `the refresh failed (refresh_token_reused): <message>` (the issuer's message says to sign in again), or
+/// `<message> (<reason>)`.
 fn problem_line(problem: &AuthProblem) -> String {
-    format!("{} ({})", problem.message.replace(['\n', '\r'], " "), problem.reason)
+    let message = problem.message.replace(['\n', '\r'], " ");
+    let code = problem.issuer_code.as_deref().filter(|c| !c.is_empty());
+    match (problem.reason.as_str(), code) {
+        ("refreshFailed", Some(code)) => format!("the refresh failed ({code}): {message}"),
+        ("refreshFailed", None) => format!("the refresh failed: {message}"),
+        (reason, Some(code)) => format!("{message} ({reason}, issuer code {code})"),
+        (reason, None) => format!("{message} ({reason})"),
+    }
 }
 
 /// `45s`, `12m 3s`, `3h 12m`, `2d 4h`.
@@ -118,5 +129,51 @@ mod tests {
         {
             assert!(text.contains(part), "{part} missing in {text}");
         }
+    }
+
+    fn refused_refresh() -> (GetAuthStatusResult, DaemonStatusResult) {
+        let problem = serde_json::json!({"reason": "refreshFailed", "issuerCode": "refresh_token_reused",
+            "message": "Your refresh token has already been used to generate a new access token."});
+        let auth: GetAuthStatusResult = serde_json::from_value(serde_json::json!({
+            "authMethod": null, "authToken": null, "requiresOpenaiAuth": true, "accountId": null,
+            "planType": null, "expiresAt": null, "generation": 4, "authError": problem
+        }))
+        .unwrap();
+        let daemon: DaemonStatusResult = serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "pid": 42, "uptimeSeconds": 5, "store": "file", "codexHome": "/h/.codex",
+            "socket": "/run/s.sock", "connections": 1, "subscribers": 0, "generation": 4, "authMethod": null,
+            "lastRefresh": "2026-11-28T06:00:00Z", "nextRefresh": "2026-11-29T05:50:00Z", "authError": problem
+        }))
+        .unwrap();
+        (auth, daemon)
+    }
+
+    #[test]
+    fn summary_shows_a_refused_refresh_with_its_issuer_code_and_the_next_refresh() {
+        let (auth, daemon) = refused_refresh();
+        let text = summary(&auth, &daemon);
+        assert!(text.starts_with("Not logged in\n"), "{text}");
+        assert!(
+            text.contains("problem:       the refresh failed (refresh_token_reused): Your refresh token has already"),
+            "{text}"
+        );
+        assert!(text.contains("next refresh:  2026-11-29T05:50:00Z"), "{text}");
+    }
+
+    #[test]
+    fn json_has_the_issuer_code_and_the_next_refresh() {
+        let (auth, daemon) = refused_refresh();
+        let line = json_line(&auth, &daemon).unwrap();
+        assert!(line.ends_with('\n') && line.lines().count() == 1, "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["auth"]["authError"]["issuerCode"], "refresh_token_reused");
+        assert_eq!(value["auth"]["authError"]["reason"], "refreshFailed");
+        assert_eq!(value["daemon"]["nextRefresh"], "2026-11-29T05:50:00Z");
+    }
+
+    #[test]
+    fn other_problems_keep_their_reason() {
+        let problem = AuthProblem::new("storeUnreadable", "auth.json is not JSON");
+        assert_eq!(problem_line(&problem), "auth.json is not JSON (storeUnreadable)");
     }
 }

@@ -19,8 +19,26 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
 
 /// The one-line message for "no credentials", with the daemon's reason when it gave one.
 pub(crate) fn not_logged_in(problem: Option<&str>) -> String {
-    match problem.filter(|p| !p.is_empty()) {
-        Some(problem) => format!("not logged in: {problem}; sign in with `codex login` and codexd picks it up"),
-        None => "not logged in; sign in with `codex login` and codexd picks it up".to_owned(),
+    match problem.map(str::trim).filter(|p| !p.is_empty()) {
+        // The daemon's own "not logged in: ..." already says what to do.
+        Some(problem) if problem.to_ascii_lowercase().starts_with("not logged in") => problem.to_owned(),
+        Some(problem) => format!("not logged in: {problem}; sign in with `codexctl login` (or `codex login`)"),
+        None => "not logged in; sign in with `codexctl login` (or `codex login`)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_not_logged_in_message_adds_the_hint_once() {
+        assert_eq!(not_logged_in(None), "not logged in; sign in with `codexctl login` (or `codex login`)");
+        assert_eq!(
+            not_logged_in(Some("auth.json is empty")),
+            "not logged in: auth.json is empty; sign in with `codexctl login` (or `codex login`)"
+        );
+        let daemon = "not logged in: sign in with `codexctl login` first";
+        assert_eq!(not_logged_in(Some(daemon)), daemon);
     }
 }
