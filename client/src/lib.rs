@@ -5,7 +5,10 @@
 //!
 //! # Finding the daemon
 //! [`resolve_socket`] picks the socket: an explicit path (`--socket`), else `CODEXD_SOCKET`, else the default
-//! `$XDG_RUNTIME_DIR/codexd/codexd.sock` (`${TMPDIR:-/tmp}/codexd-$UID/codexd.sock` without a runtime dir).
+//! `$XDG_RUNTIME_DIR/codexd/codexd.sock` (`${TMPDIR:-/tmp}/codexd-$UID/codexd.sock` without a runtime dir);
+//! [`default_rule`] says which of those rules applies, and [`default_socket`] gives the default path whatever the
+//! flag and the variable say (`codexctl where` prints both). The library never starts a daemon; `codexctl` does
+//! (autostart) unless `--no-autostart` or `CODEXD_NO_AUTOSTART=1`.
 //!
 //! # Blocking: one token, no runtime
 //! ```no_run
@@ -92,4 +95,4 @@ pub use codexd_proto as proto;
 pub use error::ClientError;
 pub use event::Event;
 pub use nonblocking::AsyncClient;
-pub use socket::{ResolvedSocket, SocketSource, resolve_socket};
+pub use socket::{DefaultRule, ResolvedSocket, SocketSource, default_rule, default_socket, resolve_socket};

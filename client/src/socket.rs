@@ -60,6 +60,64 @@ fn resolve_with(
     }
 }
 
+/// Which rule picked the default socket, so that `codexctl where` can say which variable to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRule {
+    /// `$XDG_RUNTIME_DIR/codexd/codexd.sock`: `XDG_RUNTIME_DIR` is set.
+    RuntimeDir,
+    /// `$TMPDIR/codexd-$UID/codexd.sock`: `XDG_RUNTIME_DIR` is unset, `TMPDIR` is set.
+    TmpDir,
+    /// `/tmp/codexd-$UID/codexd.sock`: neither is set.
+    Tmp,
+    /// The named pipe `\\.\pipe\codexd-<user>` (Windows).
+    Pipe,
+}
+
+impl DefaultRule {
+    /// The variable the rule reads (`XDG_RUNTIME_DIR`, `TMPDIR`), if any.
+    pub fn variable(self) -> Option<&'static str> {
+        match self {
+            DefaultRule::RuntimeDir => Some("XDG_RUNTIME_DIR"),
+            DefaultRule::TmpDir => Some("TMPDIR"),
+            DefaultRule::Tmp | DefaultRule::Pipe => None,
+        }
+    }
+}
+
+impl fmt::Display for DefaultRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DefaultRule::RuntimeDir => "$XDG_RUNTIME_DIR/codexd/codexd.sock",
+            DefaultRule::TmpDir => "$TMPDIR/codexd-$UID/codexd.sock, as XDG_RUNTIME_DIR is unset",
+            DefaultRule::Tmp => "/tmp/codexd-$UID/codexd.sock, as XDG_RUNTIME_DIR and TMPDIR are unset",
+            DefaultRule::Pipe => r"\\.\pipe\codexd-<user>",
+        })
+    }
+}
+
+/// The rule that picks the default socket in this environment (empty variables count as unset).
+pub fn default_rule() -> DefaultRule {
+    rule_with(cfg!(windows), |name| std::env::var_os(name))
+}
+
+fn rule_with(windows: bool, var: impl Fn(&str) -> Option<OsString>) -> DefaultRule {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if windows {
+        DefaultRule::Pipe
+    } else if set("XDG_RUNTIME_DIR") {
+        DefaultRule::RuntimeDir
+    } else if set("TMPDIR") {
+        DefaultRule::TmpDir
+    } else {
+        DefaultRule::Tmp
+    }
+}
+
+/// The default socket path in this environment, whatever `--socket` or `CODEXD_SOCKET` say.
+pub fn default_socket() -> PathBuf {
+    default_path()
+}
+
 fn default_path() -> PathBuf {
     #[cfg(unix)]
     let uid = rustix::process::getuid().as_raw();
@@ -110,6 +168,22 @@ mod tests {
         assert_eq!(r, ResolvedSocket { path: fallback(), source: SocketSource::Default });
         let r = resolve_with(None, None, fallback);
         assert_eq!(r.source, SocketSource::Default);
+    }
+
+    #[test]
+    fn the_default_rule_names_the_variable_that_decided() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
+        };
+        assert_eq!(
+            rule_with(false, env(&[("XDG_RUNTIME_DIR", "/run/user/1"), ("TMPDIR", "/t")])),
+            DefaultRule::RuntimeDir
+        );
+        assert_eq!(rule_with(false, env(&[("XDG_RUNTIME_DIR", ""), ("TMPDIR", "/t")])), DefaultRule::TmpDir);
+        assert_eq!(rule_with(false, env(&[("TMPDIR", "")])), DefaultRule::Tmp);
+        assert_eq!(rule_with(true, env(&[("XDG_RUNTIME_DIR", "/r")])), DefaultRule::Pipe);
+        assert_eq!(DefaultRule::RuntimeDir.variable(), Some("XDG_RUNTIME_DIR"));
+        assert_eq!(DefaultRule::Tmp.variable(), None);
     }
 
     #[cfg(unix)]

@@ -9,10 +9,12 @@ fn codexctl(args: &[&str], socket_env: Option<&PathBuf>) -> Output {
     codexctl_with_stdin(args, socket_env, b"")
 }
 
-/// Runs codexctl with `stdin` as its whole standard input (and no display, so no browser opens).
+/// Runs codexctl with `stdin` as its whole standard input (and no display, so no browser opens). Autostart is
+/// off: these tests run in the developer's environment and must never start a daemon there.
 fn codexctl_with_stdin(args: &[&str], socket_env: Option<&PathBuf>, stdin: &[u8]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexctl"));
     cmd.args(args).env_remove("CODEXD_SOCKET").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    cmd.env("CODEXD_NO_AUTOSTART", "1");
     if let Some(socket) = socket_env {
         cmd.env("CODEXD_SOCKET", socket);
     }
@@ -52,7 +54,23 @@ fn help_lists_every_command_the_socket_variable_and_the_exit_codes() {
     let out = codexctl(&["--help"], None);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout).unwrap();
-    for word in ["token", "status", "login", "logout", "watch", "refresh", "stop", "--socket", "CODEXD_SOCKET"] {
+    for word in [
+        "token",
+        "status",
+        "login",
+        "logout",
+        "watch",
+        "refresh",
+        "stop",
+        "where",
+        "restart",
+        "--socket",
+        "--no-autostart",
+        "CODEXD_SOCKET",
+        "CODEXD_NO_AUTOSTART",
+        "Autostart:",
+        "codexd.log",
+    ] {
         assert!(help.contains(word), "--help does not mention {word}:\n{help}");
     }
     for code in
@@ -129,6 +147,11 @@ fn refresh_and_status_help_list_their_exit_codes() {
     for (command, words) in [
         ("refresh", &["refresh_token_reused", "0  refreshed", "1  not logged in", "3  daemon unreachable"][..]),
         ("status", &["--json", "refreshFailed", "next refresh", "1  not logged in", "3  daemon unreachable"][..]),
+        (
+            "where",
+            &["--json", "CODEXD_SOCKET", "XDG_RUNTIME_DIR", "TMPDIR", "stale socket", "codexd.socket", "0  always"][..],
+        ),
+        ("restart", &["systemctl --user restart codexd.service", "CODEXD_NO_AUTOSTART", "0  a new daemon serves"][..]),
     ] {
         let out = codexctl(&[command, "--help"], None);
         assert_eq!(out.status.code(), Some(0));
@@ -186,4 +209,39 @@ fn contradicting_or_malformed_login_flags_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty());
     }
+}
+
+#[test]
+fn without_autostart_a_command_that_needs_the_daemon_says_autostart_is_off() {
+    let dir = TempDir::new("noauto");
+    let socket = dir.0.join("codexd.sock");
+    let out = codexctl(&["token"], Some(&socket));
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("autostart is off (CODEXD_NO_AUTOSTART)"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let out = codexctl(&["--no-autostart", "refresh"], Some(&socket));
+    assert!(stderr_of(&out).contains("autostart is off (--no-autostart)"), "{}", stderr_of(&out));
+    assert!(!socket.exists() && !dir.0.join("codexd.log").exists(), "nothing was started");
+}
+
+#[test]
+fn where_names_the_flag_or_the_variable_and_never_starts_a_daemon() {
+    let dir = TempDir::new("where");
+    let from_env = dir.0.join("env.sock");
+    let out = codexctl(&["where"], Some(&from_env));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("socket:     {}\n", from_env.display())), "{text}");
+    assert!(text.contains("chosen by:  the CODEXD_SOCKET environment variable"), "{text}");
+    assert!(text.contains("state:      not running"), "{text}");
+    let from_flag = dir.0.join("flag.sock");
+    let out = codexctl(&["--socket", from_flag.to_str().unwrap(), "where", "--json"], Some(&from_env));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["socket"], from_flag.to_str().unwrap());
+    assert_eq!(json["source"], "flag");
+    assert_eq!(json["state"], "notRunning");
+    assert_eq!(json["autostart"], false);
+    assert!(!from_env.exists() && !from_flag.exists());
 }

@@ -107,8 +107,10 @@ impl FakeDaemon {
     /// `codexctl args` on this socket, with a clean browser environment and stdio piped.
     fn codexctl(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexctl"));
+        // Never start a real daemon: once the script's one connection is over, nothing listens on the socket.
         cmd.args(args)
             .env("CODEXD_SOCKET", &self.socket)
+            .env("CODEXD_NO_AUTOSTART", "1")
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("BROWSER")
@@ -407,4 +409,44 @@ fn an_unavailable_issuer_or_no_login_exits_1_with_one_line() {
     out.assert_exit(1);
     assert!(out.stderr.starts_with("codexctl: not logged in"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1);
+}
+
+#[test]
+fn an_older_daemon_is_named_on_stderr_with_the_command_that_restarts_it() {
+    let daemon = FakeDaemon::start(|peer| {
+        let init = peer.expect("initialize");
+        assert_eq!(init["params"]["clientInfo"]["version"], env!("CARGO_PKG_VERSION"));
+        peer.reply(
+            &init,
+            &json!({"serverInfo":{"name":"codexd","version":"0.0.1"},"protocolVersion":1,"codexHome":"/h"}),
+        );
+        peer.notify("daemon/shuttingDown", &json!({}));
+    });
+    let cmd = daemon.codexctl(&["watch"]);
+    let out = daemon.run(cmd, b"");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(out.stdout, "{\"jsonrpc\":\"2.0\",\"method\":\"daemon/shuttingDown\",\"params\":{}}\n");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "codexctl: codexd 0.0.1 is older than codexctl {}; restart it to upgrade: codexctl restart\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn a_daemon_of_the_same_version_gets_no_warning() {
+    let daemon = FakeDaemon::start(|peer| {
+        let init = peer.expect("initialize");
+        peer.reply(
+            &init,
+            &json!({"serverInfo":{"name":"codexd","version":env!("CARGO_PKG_VERSION")},"protocolVersion":1,"codexHome":"/h"}),
+        );
+        peer.notify("daemon/shuttingDown", &json!({}));
+    });
+    let cmd = daemon.codexctl(&["watch"]);
+    let out = daemon.run(cmd, b"");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(out.stderr, "");
 }

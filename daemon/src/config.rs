@@ -20,6 +20,8 @@ pub struct Config {
     pub issuer: String,
     /// How long one write to a client may block before the client is dropped.
     pub client_write_timeout: Duration,
+    /// How often the socket file is touched and checked to still be this daemon's (`CODEXD_SOCKET_CHECK_MS`).
+    pub socket_check_interval: Duration,
     /// How codexd talks to the issuer: refresh, logins, logout.
     pub session: SessionConfig,
 }

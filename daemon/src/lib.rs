@@ -1,8 +1,9 @@
 //! codexd: one long-running owner for the Codex login, served to every client over a local socket.
 //!
-//! The binary (`main.rs`) turns flags and environment into a [`Config`], binds the socket with
-//! [`ipc::listener::bind`], and calls [`run`]; end-to-end tests drive the real binary. See
-//! `docs/ARCHITECTURE.md` for the code map and the invariants.
+//! The binary (`main.rs`) turns flags and environment into a [`Config`], binds the socket (or adopts the one
+//! systemd passes) with [`ipc::listener::listen`], starts the socket keeper ([`ipc::keeper`]), and calls
+//! [`run`]; end-to-end tests drive the real binary. See `docs/ARCHITECTURE.md` for the code map and the
+//! invariants.
 
 pub mod auth;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod login;
 pub mod oauth;
 pub mod policy;
 pub mod refresh;
+pub mod service;
 pub mod state;
 pub mod watch;
 

@@ -21,6 +21,9 @@ Environment:
   CODEXD_ISSUER              issuer base URL for logins (default https://auth.openai.com)
   CODEXD_LOG                 log filter, e.g. debug or codexd=trace (default info); logs go to stderr
   CODEXD_WRITE_TIMEOUT_MS    how long one write to a client may block before that client is dropped (default 5000)
+  CODEXD_SOCKET_CHECK_MS     how often codexd touches its socket (so runtime-dir cleaners keep it) and checks it
+                             is still its own; a socket removed or replaced (a newer codexd) stops codexd
+                             gracefully (default 60000)
   CODEX_REFRESH_TOKEN_URL_OVERRIDE, CODEX_REVOKE_TOKEN_URL_OVERRIDE
                              refresh and revoke endpoints, as the Codex CLI (refresh otherwise goes to the issuer
                              recorded in auth.json, else the issuer above)
@@ -36,9 +39,13 @@ Environment:
   CODEXD_DEVICE_CODE_TIMEOUT_SECS
                              device-code polling gives up after this (default 900)
 
+Under systemd, codexd serves the socket passed by codexd.socket (LISTEN_FDS, socket activation) instead of
+binding one, and reports READY=1 and STOPPING=1 (NOTIFY_SOCKET, Type=notify).
+
 Stop it with SIGTERM, SIGINT or `codexctl stop`: every subscriber is told (daemon/shuttingDown), a refresh on
-the wire is finished, the socket is removed, and codexd exits 0. It exits 1 when it cannot start (a missing
-CODEX_HOME, an unusable CA bundle or setting, the socket in use) and 2 on a usage error."
+the wire is finished, the socket is removed (unless systemd passed it), and codexd exits 0. It exits 1 when it
+cannot start (a missing CODEX_HOME, an unusable CA bundle or setting, the socket in use) and 2 on a usage
+error."
 )]
 struct Args {
     /// Socket path to serve [env: CODEXD_SOCKET]
@@ -70,10 +77,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let (listener, _socket_guard) = codexd::ipc::listener::bind(&config.socket)?;
+async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let (listener, socket_guard) = codexd::ipc::listener::listen(&config.socket)?;
+    // An adopted socket may live elsewhere than configured: report the one served.
+    socket_guard.path().clone_into(&mut config.socket);
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
+    #[cfg(unix)]
+    if let Some(id) = socket_guard.id() {
+        let path = socket_guard.path().to_owned();
+        codexd::ipc::keeper::spawn_socket_keeper(path, id, config.socket_check_interval, shutdown.clone());
+    }
     codexd::run(config, listener, shutdown).await?;
     tracing::info!("codexd stopped");
     Ok(())
@@ -102,8 +116,11 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
     let client_write_timeout = env("CODEXD_WRITE_TIMEOUT_MS")
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
         .map_or(config::DEFAULT_CLIENT_WRITE_TIMEOUT, Duration::from_millis);
+    let socket_check_interval =
+        env_number("CODEXD_SOCKET_CHECK_MS", DAY_SECS * 1000, "milliseconds, 1 to 86400000 (a day)")?
+            .map_or(codexd::ipc::keeper::DEFAULT_CHECK_INTERVAL, |ms| Duration::from_millis(ms.max(1)));
     let session = resolve_session(&issuer)?;
-    Ok(Config { socket, codex_home, issuer, client_write_timeout, session })
+    Ok(Config { socket, codex_home, issuer, client_write_timeout, socket_check_interval, session })
 }
 
 fn env_string(name: &str) -> Option<String> {

@@ -23,6 +23,7 @@ fn help_lists_every_flag_and_variable() {
         "CODEXD_ISSUER",
         "CODEXD_LOG",
         "CODEXD_WRITE_TIMEOUT_MS",
+        "CODEXD_SOCKET_CHECK_MS",
     ] {
         assert!(help.contains(word), "--help does not mention {word}:\n{help}");
     }
@@ -38,6 +39,26 @@ fn missing_codex_home_is_refused_before_anything_is_created() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("does not exist"), "{stderr}");
     assert!(!home.exists() && !socket.exists());
+}
+
+#[test]
+fn an_unusable_socket_check_interval_is_refused_naming_the_variable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("s/codexd.sock");
+    for value in ["soon", "-1", "86400001"] {
+        let out = codexd()
+            .env("CODEXD_SOCKET_CHECK_MS", value)
+            .arg("--codex-home")
+            .arg(tmp.path())
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{value}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("CODEXD_SOCKET_CHECK_MS"), "{value}: {stderr}");
+        assert!(!socket.exists(), "{value}: a socket was created");
+    }
 }
 
 #[test]

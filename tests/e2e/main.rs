@@ -2,6 +2,7 @@
 //! `CODEX_HOME`. One module per feature.
 
 mod auth_files;
+mod autostart;
 mod cli;
 mod client;
 mod codexctl;
@@ -19,6 +20,9 @@ mod protocol;
 mod refresh;
 mod refresh_faults;
 mod refresh_races;
+mod service;
 mod shutdown;
 mod socket;
+mod ssh;
 mod tls;
+mod units;

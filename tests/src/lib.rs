@@ -15,6 +15,7 @@
 //! assert_eq!(status["authToken"], fixture.access_token().as_str());
 //! ```
 
+pub mod autostart;
 pub mod bin;
 pub mod conn;
 pub mod daemon;
@@ -22,6 +23,7 @@ pub mod fixtures;
 pub mod logins;
 pub mod process;
 pub mod session;
+pub mod sshd;
 pub mod wait;
 
 pub use bin::bin_path;

@@ -8,11 +8,16 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// A command for `program` with an empty environment except `PATH` and `HOME=home`, so that nothing from the
-/// developer's login (`CODEX_HOME`, `XDG_RUNTIME_DIR`, `CODEXD_SOCKET`, ...) leaks into a test.
+/// The variable that stops `codexctl` from starting a daemon; [`clean_command`] sets it to `1`.
+pub const NO_AUTOSTART_ENV: &str = "CODEXD_NO_AUTOSTART";
+
+/// A command for `program` with an empty environment except `PATH`, `HOME=home` and `CODEXD_NO_AUTOSTART=1`, so
+/// that nothing from the developer's login (`CODEX_HOME`, `XDG_RUNTIME_DIR`, `CODEXD_SOCKET`, ...) leaks into a
+/// test, and a `codexctl` that finds no daemon exits 3 instead of starting one. The autostart tests remove
+/// `CODEXD_NO_AUTOSTART` (see [`crate::autostart::Sandbox`]).
 pub fn clean_command(program: impl AsRef<OsStr>, home: &Path) -> Command {
     let mut cmd = Command::new(program);
-    cmd.env_clear().env("HOME", home);
+    cmd.env_clear().env("HOME", home).env(NO_AUTOSTART_ENV, "1");
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }

@@ -63,6 +63,7 @@ async fn route<'a>(
         method::INITIALIZE => {
             let params: InitializeParams = request.params_as()?;
             tracing::debug!(client = %params.client_info.name, version = %params.client_info.version, "initialize");
+            check_protocol_version(params.protocol_version)?;
             if session.subscription.is_none() {
                 session.subscription =
                     Some(Subscription { events: daemon.subscribe(), _counted: daemon.count_subscriber() });
@@ -120,6 +121,26 @@ async fn route<'a>(
             ErrorCode::MethodNotFound,
             format!("unknown method {other:?}; see docs/PROTOCOL.md for the methods codexd serves"),
         )),
+    }
+}
+
+/// Refuses a client that needs a newer protocol than this daemon speaks (`-32600 protocolVersionUnsupported`):
+/// typically a daemon started before an upgrade that is still running.
+fn check_protocol_version(wanted: Option<u32>) -> Result<(), ErrorObject> {
+    match wanted {
+        Some(wanted) if wanted > PROTOCOL_VERSION => {
+            tracing::warn!(wanted, "a client needs protocol {wanted}; this codexd speaks {PROTOCOL_VERSION}");
+            Err(ErrorObject::with_reason(
+                ErrorCode::InvalidRequest,
+                "protocolVersionUnsupported",
+                format!(
+                    "this codexd ({}) speaks protocol {PROTOCOL_VERSION} but the client needs protocol {wanted}: \
+                     upgrade codexd and restart it (codexctl restart)",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -217,4 +238,22 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 fn to_value<T: Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
     serde_json::value::to_raw_value(value)
         .map_err(|e| ErrorObject::new(ErrorCode::InternalError, format!("could not encode the result: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_needing_a_newer_protocol_is_refused_with_both_versions() {
+        assert!(check_protocol_version(None).is_ok());
+        assert!(check_protocol_version(Some(0)).is_ok());
+        assert!(check_protocol_version(Some(PROTOCOL_VERSION)).is_ok());
+        let error = check_protocol_version(Some(99)).unwrap_err();
+        assert_eq!(error.code, -32600);
+        assert_eq!(error.reason(), "protocolVersionUnsupported");
+        assert!(error.message.contains("protocol 1 but the client needs protocol 99"), "{}", error.message);
+        assert!(error.message.contains(env!("CARGO_PKG_VERSION")), "{}", error.message);
+        assert!(error.message.contains("codexctl restart"), "{}", error.message);
+    }
 }

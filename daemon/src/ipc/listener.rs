@@ -1,6 +1,8 @@
 //! The listening socket: a private directory, a single-instance lock, stale-socket cleanup, a 0600 socket, and a
-//! guard that removes the socket when the daemon exits.
+//! guard that removes the socket when the daemon exits. On Linux a socket passed by systemd (socket activation)
+//! is adopted instead of binding one; it is locked the same way but never removed (systemd owns it).
 
+use super::keeper::SocketId;
 use interprocess::local_socket::ListenerOptions;
 use interprocess::local_socket::tokio::Listener;
 use std::fs::File;
@@ -43,6 +45,10 @@ pub enum ListenError {
         /// What is wrong.
         why: String,
     },
+    /// The socket passed by the service manager cannot be served.
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Activation(#[from] super::activation::ActivationError),
     /// Any other I/O failure, with what was being done.
     #[error("cannot {action} {path:?}: {source}")]
     Io {
@@ -55,30 +61,116 @@ pub enum ListenError {
     },
 }
 
-/// Removes the socket file when dropped. The lock file stays, so that a daemon starting at that moment cannot
-/// take a lock on a file that is being unlinked.
+/// Holds the single-instance lock while the daemon runs, and removes the socket file when dropped if the daemon
+/// bound it and the path still names that socket (a socket that replaced it belongs to someone else). An adopted
+/// socket is left to the service manager that created it. The lock file stays, so that a daemon starting at that
+/// moment cannot take a lock on a file that is being unlinked.
 #[derive(Debug)]
 pub struct SocketGuard {
     path: PathBuf,
     _lock: Option<File>,
+    id: Option<SocketId>,
+    adopted: bool,
 }
 
 impl SocketGuard {
-    /// The socket path.
+    /// The socket path: the one served, locked and reported (for an adopted socket, its own path).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Which file the socket path named when the daemon started serving it (`None` when it cannot be known).
+    pub fn id(&self) -> Option<SocketId> {
+        self.id
+    }
+
+    /// Whether the socket was passed in by a service manager rather than bound by codexd.
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 }
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         #[cfg(unix)]
-        if let Err(e) = std::fs::remove_file(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %self.path.display(), error = %e, "could not remove the socket");
+            if self.adopted {
+                return;
+            }
+            match SocketId::of(&self.path) {
+                Ok(now) if Some(now) == self.id => {}
+                Ok(_) => {
+                    tracing::info!(path = %self.path.display(), "leaving the socket alone: it is not ours any more");
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                // Cannot tell: removing is what a clean stop needs, and the lock keeps other daemons off.
+                Err(_) => {}
+            }
+            if let Err(e) = std::fs::remove_file(&self.path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove the socket");
+            }
         }
     }
+}
+
+/// Serves the socket passed by a service manager when there is one (Linux socket activation: `LISTEN_FDS` and
+/// `LISTEN_PID` name this process), else binds `path` (see [`bind`]). Must run inside a tokio runtime.
+pub fn listen(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
+    #[cfg(target_os = "linux")]
+    if let Some(inherited) = super::activation::take_listen_fd()? {
+        return adopt(path, inherited);
+    }
+    bind(path)
+}
+
+/// Serves a socket passed by the service manager: its own path (when it differs from `configured`, that path
+/// wins and is logged) is locked like a bound one, but nothing is removed, before or after.
+#[cfg(target_os = "linux")]
+fn adopt(configured: &Path, inherited: super::activation::Inherited) -> Result<(Listener, SocketGuard), ListenError> {
+    use interprocess::os::unix::uds_local_socket::tokio::Listener as UdsListener;
+    let super::activation::Inherited { listener, fd, path } = inherited;
+    let named = path.is_some();
+    let path = match path {
+        Some(own) if own != configured => {
+            tracing::warn!(
+                passed = %own.display(),
+                configured = %configured.display(),
+                "the socket passed by the service manager is not at the configured path; serving, locking and \
+                 reporting the passed one"
+            );
+            own
+        }
+        Some(own) => own,
+        None => {
+            tracing::warn!(
+                configured = %configured.display(),
+                "the socket passed by the service manager has no path; locking and reporting the configured one"
+            );
+            configured.to_owned()
+        }
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    make_private_dir(dir)?;
+    let lock = take_lock(&path)?;
+    // The keeper watches the passed socket's file; a socket without one has nothing to watch.
+    let id = named
+        .then(|| SocketId::of(&path))
+        .transpose()
+        .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "cannot examine the passed socket"))
+        .ok()
+        .flatten();
+    let io_err = |source| ListenError::Io { action: "serve the passed socket", path: path.clone(), source };
+    let listener = UdsListener::try_from(std::os::fd::OwnedFd::from(listener)).map_err(io_err)?;
+    tracing::info!(
+        path = %path.display(),
+        fd,
+        "serving the socket passed by the service manager (socket activation); it stays when codexd exits"
+    );
+    let guard = SocketGuard { path, _lock: Some(lock), id, adopted: true };
+    Ok((Listener::from(listener), guard))
 }
 
 /// Binds the socket at `path`: checks its length, makes its directory private, takes the single-instance lock,
@@ -110,7 +202,8 @@ pub fn bind(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
         .reclaim_name(false)
         .create_tokio()
         .map_err(io_err("listen on"))?;
-    let guard = SocketGuard { path: path.to_owned(), _lock: Some(lock) };
+    let id = SocketId::of(path).map_err(io_err("examine"))?;
+    let guard = SocketGuard { path: path.to_owned(), _lock: Some(lock), id: Some(id), adopted: false };
     // The mode was applied before bind; set it again in case the platform ignores it there.
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(io_err("set the mode of"))?;
@@ -130,7 +223,7 @@ pub fn bind(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
         }
         _ => ListenError::Io { action: "listen on", path: path.to_owned(), source },
     })?;
-    Ok((listener, SocketGuard { path: path.to_owned(), _lock: None }))
+    Ok((listener, SocketGuard { path: path.to_owned(), _lock: None, id: None, adopted: false }))
 }
 
 #[cfg(unix)]

@@ -1,7 +1,10 @@
 //! The socket server: accepts connections from this user only and runs one task per connection.
 
+#[cfg(target_os = "linux")]
+pub mod activation;
 pub mod connection;
 pub mod dispatch;
+pub mod keeper;
 pub mod listener;
 
 use crate::daemon::Daemon;
@@ -15,10 +18,12 @@ use tokio_util::task::TaskTracker;
 /// file's lock waits, 10 s + 2 s) with a margin. The goodbye write adds the client write timeout.
 const REQUEST_GRACE: Duration = Duration::from_secs(15);
 
-/// Accepts connections until shutdown, then waits (bounded) for every connection to finish.
+/// Accepts connections until shutdown, then waits (bounded) for every connection to finish. Tells the service
+/// manager when it starts accepting (`READY=1`) and when shutdown begins (`STOPPING=1`).
 pub async fn serve(listener: Listener, daemon: Arc<Daemon>) {
     let tracker = TaskTracker::new();
     let shutdown = daemon.shutdown_token().clone();
+    crate::service::notify_ready(&daemon.config().socket);
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -37,6 +42,7 @@ pub async fn serve(listener: Listener, daemon: Arc<Daemon>) {
             }
         }
     }
+    crate::service::notify_stopping();
     drop(listener);
     tracker.close();
     tracing::info!(connections = tracker.len(), "shutting down: telling subscribers");

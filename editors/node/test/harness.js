@@ -184,7 +184,8 @@ async function startIssuer(options) {
  * @param {Record<string, string>} [extra]
  */
 function cleanEnv(home, extra = {}) {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, ...extra };
+  // CODEXD_NO_AUTOSTART: a codexctl run while a test's daemon is down must not start a stray daemon.
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, CODEXD_NO_AUTOSTART: "1", ...extra };
 }
 
 /**

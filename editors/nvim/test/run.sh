@@ -135,7 +135,7 @@ run_case() {
   fi
 
   if [[ $daemon == on ]]; then
-    env -i PATH="$PATH" HOME="$tmp" CODEXD_ISSUER="$url" CODEXD_LOGIN_PORTS=0 \
+    env -i PATH="$PATH" CODEXD_NO_AUTOSTART=1 HOME="$tmp" CODEXD_ISSUER="$url" CODEXD_LOGIN_PORTS=0 \
       "$CODEXD_BIN" --socket "$sock" --codex-home "$home" >>"$tmp/codexd.log" 2>&1 &
     pids+=($!)
     deadline=$(($(now_ms) + 10000))
@@ -152,7 +152,7 @@ run_case() {
     done
   fi
 
-  env -i PATH="$PATH" HOME="$tmp/nvimhome" TMPDIR="$tmp" \
+  env -i PATH="$PATH" CODEXD_NO_AUTOSTART=1 HOME="$tmp/nvimhome" TMPDIR="$tmp" \
     CODEXD_SOCKET="$sock" \
     CODEXD_TEST_CASE="$name" CODEXD_TEST_DIR="$tmp" CODEXD_TEST_HOME="$home" CODEXD_TEST_SOCKET="$sock" \
     CODEXD_TEST_ISSUER="$url" CODEXD_BIN="$CODEXD_BIN" CODEXCTL_BIN="$CODEXCTL_BIN" \

@@ -4,7 +4,7 @@
 //! wait for `account/login/completed` with their `loginId`. Ctrl-C and `--timeout` cancel the login in codexd.
 
 use crate::{Ctx, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, Failure};
-use crate::{browser, interrupt};
+use crate::{browser, handshake, interrupt};
 use codexd_client::proto::Secret;
 use codexd_client::proto::methods::{Account, CancelStatus, LoginCompleted, LoginStartParams, LoginStartResult};
 use codexd_client::{Client, ClientError};
@@ -42,8 +42,8 @@ pub(crate) fn run(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<u8> {
     if args.with_api_key {
         return login_with_api_key(ctx);
     }
-    let mut client = ctx.connect()?;
-    client.initialize("codexctl", env!("CARGO_PKG_VERSION"))?;
+    let mut client = ctx.connect_or_start()?;
+    handshake::initialize(ctx, &mut client)?;
     let params = if args.device_auth { LoginStartParams::ChatgptDeviceCode } else { LoginStartParams::Chatgpt };
     let started = client.login_start(&params)?;
     let interrupted = catch_interrupts();
@@ -161,7 +161,7 @@ fn catch_interrupts() -> Arc<AtomicBool> {
 /// Stores the API key from stdin.
 fn login_with_api_key(ctx: &Ctx) -> anyhow::Result<u8> {
     let api_key = read_api_key()?;
-    let mut client = ctx.connect()?;
+    let mut client = ctx.connect_or_start()?;
     match client.login_start(&LoginStartParams::ApiKey { api_key })? {
         LoginStartResult::ApiKey => {
             let _ = writeln!(io::stderr().lock(), "codexctl: logged in with an API key");

@@ -1,16 +1,23 @@
 //! `codexctl`: the command line client of codexd. One file per subcommand; this one parses the command line,
 //! runs the command and turns its outcome into one stderr line and a documented exit code.
 
+mod autostart;
 mod browser;
+mod handshake;
 mod interrupt;
+mod location;
 mod login;
 mod logout;
 mod refresh;
+mod restart;
+mod service;
+mod socket_unit;
 mod status;
 mod stop;
 mod token;
 mod watch;
 
+use autostart::Autostart;
 use clap::{Parser, Subcommand};
 use codexd_client::proto::ErrorCode;
 use codexd_client::{Client, ClientError, ResolvedSocket, SocketSource, resolve_socket};
@@ -36,14 +43,23 @@ pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 const AFTER_HELP: &str = "\
 Environment:
-  CODEXD_SOCKET  socket of codexd (an empty value counts as unset; --socket wins); default
-                 $XDG_RUNTIME_DIR/codexd/codexd.sock, or ${TMPDIR:-/tmp}/codexd-$UID/codexd.sock
+  CODEXD_SOCKET        socket of codexd (an empty value counts as unset; --socket wins); default
+                       $XDG_RUNTIME_DIR/codexd/codexd.sock, or ${TMPDIR:-/tmp}/codexd-$UID/codexd.sock;
+                       `codexctl where` shows which one is used and why
+  CODEXD_NO_AUTOSTART  any value but empty or 0 (e.g. 1): never start codexd, as --no-autostart
+
+Autostart:
+  When nothing listens on the socket (no socket file, or a stale one), token, login, logout, refresh, watch
+  and restart start codexd in the background, as gpg-agent is started: the codexd next to codexctl (else the
+  one in PATH), with --socket <that socket> and codexctl's environment (CODEX_HOME, CODEXD_ISSUER, ...), in a
+  process group of its own, logging to codexd.log next to the socket. They wait up to 10 s for it to answer,
+  then go on; two started at once end with one daemon. status, stop, where and service never start one.
 
 Exit codes:
   0    success
   1    not logged in, or refused by the daemon
   2    usage error
-  3    daemon unreachable (connect failed, or the connection dropped)
+  3    daemon unreachable (connect failed, autostart failed, or the connection dropped)
   130  interrupted with Ctrl-C while `login` waited (the login is canceled)";
 
 const LOGIN_HELP: &str = "\
@@ -81,13 +97,44 @@ Exit codes:
 const STATUS_HELP: &str = "\
 Shows how you are logged in, the token expiry, the last refresh failure if the issuer refused one (reason
 refreshFailed, with the issuer's code), and the daemon: version, store, socket, last and next refresh.
-Never prints a token.
+Never prints a token. Never starts codexd either: with no daemon it exits 3 (`codexctl where` says more).
+When the daemon is older than codexctl, a line (and stderr) says so and names `codexctl restart`.
 
 Exit codes:
   0  logged in
-  1  not logged in (including after a refused refresh)
+  1  not logged in (including after a refused refresh), or the daemon refused codexctl's protocol version
   2  usage error
-  3  daemon unreachable";
+  3  daemon unreachable (not running)";
+
+const WHERE_HELP: &str = "\
+Prints the socket codexctl would use and why: the --socket flag, CODEXD_SOCKET, or the default rule and the
+variable that decided it (XDG_RUNTIME_DIR, else TMPDIR, else /tmp), with the default path when another one is
+in use. Then what is there: serving (codexd <version>, pid N), not running, or a stale socket file; whether the
+systemd user unit codexd.socket is active and owns the socket (asked with systemctl --user, when it can be);
+whether autostart is on; and the log file of a daemon that codexctl starts. Useful when a tmux or GUI session
+still holds an old environment. Never starts a daemon.
+
+--json prints one object: socket, source (flag | env | default), defaultRule (XDG_RUNTIME_DIR | TMPDIR | /tmp),
+defaultSocket, state (serving | notRunning | staleSocket | notASocket | noAnswer | unreachable), daemon
+({version, pid, olderThanCodexctl} or null), error, systemd ({socketUnit, listens, ownsSocket}), autostart, log.
+
+Exit codes:
+  0  always (even when nothing serves there)
+  2  usage error";
+
+const RESTART_HELP: &str = "\
+Replaces the running codexd with a fresh one, e.g. after an upgrade (codexctl says when the daemon is older than
+itself). When systemd runs it (codexd.socket owns the socket, or codexd.service is the running daemon):
+systemctl --user restart codexd.service. Otherwise codexctl asks it to shut down (subscribers are told, as with
+stop), waits until its process is gone, and starts a new one as autostart does; with autostart off
+(--no-autostart, CODEXD_NO_AUTOSTART) it prints the command to start one instead. When none was running, it
+starts one.
+
+Exit codes:
+  0  a new daemon serves
+  1  the old daemon did not stop in time, or the new one refused codexctl (protocol version)
+  2  usage error
+  3  no daemon serves afterwards (it did not start, or autostart is off)";
 
 /// Command line client of codexd, the credential daemon for the OpenAI Codex CLI.
 #[derive(Debug, Parser)]
@@ -96,6 +143,9 @@ struct Cli {
     /// Socket of codexd [env: CODEXD_SOCKET]
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Never start codexd when nothing answers on the socket [env: CODEXD_NO_AUTOSTART]
+    #[arg(long, global = true)]
+    no_autostart: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,6 +169,14 @@ enum Command {
     Refresh,
     /// Ask the daemon to shut down and wait until it has
     Stop,
+    /// Print the socket codexctl would use, why (flag, environment, default rule), and what answers there
+    #[command(after_help = WHERE_HELP)]
+    Where(location::WhereArgs),
+    /// Replace the running daemon with a fresh one (after an upgrade), through systemd when it runs codexd
+    #[command(after_help = RESTART_HELP)]
+    Restart,
+    /// Install, remove or inspect codexd's user service (systemd on Linux, launchd on macOS)
+    Service(service::ServiceArgs),
 }
 
 /// A failure with its exit code and the message for stderr (`None`: the command already said everything).
@@ -143,17 +201,48 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// What every command needs: where the daemon is.
+/// What every command needs: where the daemon is, and whether codexctl may start it.
 pub(crate) struct Ctx {
     pub(crate) socket: ResolvedSocket,
+    /// `--no-autostart` / `CODEXD_NO_AUTOSTART`.
+    pub(crate) autostart: Autostart,
+    /// Whether the running command starts a daemon when none answers (status, stop, where and service do not).
+    pub(crate) starts_daemon: bool,
 }
 
 impl Ctx {
-    /// Connects with the timeout of one-shot commands.
+    /// Connects with the timeout of one-shot commands; never starts a daemon.
     pub(crate) fn connect(&self) -> Result<Client, ClientError> {
         let mut client = Client::connect(&self.socket.path)?;
         client.set_read_timeout(Some(CALL_TIMEOUT))?;
         Ok(client)
+    }
+
+    /// [`Ctx::reach`] with the timeout of one-shot commands.
+    pub(crate) fn connect_or_start(&self) -> anyhow::Result<Client> {
+        let mut client = self.reach()?;
+        client.set_read_timeout(Some(CALL_TIMEOUT))?;
+        Ok(client)
+    }
+
+    /// Connects (no read timeout); when nothing listens on the socket and autostart is on, starts codexd first and
+    /// waits until it answers.
+    pub(crate) fn reach(&self) -> anyhow::Result<Client> {
+        match Client::connect(&self.socket.path) {
+            Err(ClientError::Unreachable { source, .. })
+                if self.autostart.is_on() && autostart::nothing_listens(&source) =>
+            {
+                autostart::start(&self.socket.path, true)?;
+                Ok(Client::connect(&self.socket.path)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A context for unit tests: autostart on, a command that starts the daemon.
+    #[cfg(test)]
+    pub(crate) fn for_tests(socket: ResolvedSocket) -> Self {
+        Ctx { socket, autostart: Autostart::On, starts_daemon: true }
     }
 
     /// `at PATH`, naming `CODEXD_SOCKET` when the path came from it.
@@ -168,7 +257,12 @@ impl Ctx {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = Ctx { socket: resolve_socket(cli.socket) };
+    let autostart = Autostart::from_settings(cli.no_autostart, std::env::var_os(autostart::NO_AUTOSTART_ENV).as_ref());
+    let starts_daemon = matches!(
+        cli.command,
+        Command::Token | Command::Login(_) | Command::Logout | Command::Refresh | Command::Watch | Command::Restart
+    );
+    let ctx = Ctx { socket: resolve_socket(cli.socket), autostart, starts_daemon };
     let outcome = match cli.command {
         Command::Token => token::run(&ctx),
         Command::Status(args) => status::run(&ctx, &args),
@@ -177,6 +271,9 @@ fn main() -> ExitCode {
         Command::Refresh => refresh::run(&ctx),
         Command::Watch => watch::run(&ctx),
         Command::Stop => stop::run(&ctx),
+        Command::Where(args) => location::run(&ctx, &args),
+        Command::Restart => restart::run(&ctx),
+        Command::Service(args) => service::run(&ctx, &args),
     };
     let (code, message) = match outcome {
         Ok(code) => (code, None),
@@ -211,6 +308,21 @@ fn report(err: &anyhow::Error, ctx: &Ctx) -> (u8, Option<String>) {
 fn describe(err: &ClientError, ctx: &Ctx) -> (u8, String) {
     let at = ctx.at();
     match err {
+        ClientError::Unreachable { source, .. } if autostart::nothing_listens(source) && !ctx.starts_daemon => (
+            EXIT_UNREACHABLE,
+            format!(
+                "cannot reach codexd {at}: {source}; it is not running: start it with `codexd` (or `systemctl --user \
+                 start codexd`), or run a command that needs it, such as `codexctl token`, which starts it"
+            ),
+        ),
+        ClientError::Unreachable { source, .. } if autostart::nothing_listens(source) && !ctx.autostart.is_on() => (
+            EXIT_UNREACHABLE,
+            format!(
+                "cannot reach codexd {at}: {source}; autostart is {}, so start it with `codexd` (or `systemctl \
+                 --user start codexd`)",
+                ctx.autostart.describe()
+            ),
+        ),
         ClientError::Unreachable { source, .. } => (
             EXIT_UNREACHABLE,
             format!("cannot reach codexd {at}: {source}; start it with `codexd` (or `systemctl --user start codexd`)"),
@@ -263,7 +375,7 @@ mod tests {
     }
 
     fn ctx() -> Ctx {
-        Ctx { socket: ResolvedSocket { path: "/run/codexd.sock".into(), source: SocketSource::Flag } }
+        Ctx::for_tests(ResolvedSocket { path: "/run/codexd.sock".into(), source: SocketSource::Flag })
     }
 
     #[test]
@@ -313,6 +425,35 @@ mod tests {
         assert!(message.contains("/run/codexd.sock"), "{message}");
         let timed_out = ClientError::LoginTimedOut { login_id: "l1".to_owned() };
         assert_eq!(describe(&timed_out, &ctx()).0, EXIT_REFUSED);
+    }
+
+    #[test]
+    fn where_restart_and_the_global_no_autostart_flag_parse() {
+        assert!(matches!(parse(&["where"]).unwrap().command, Command::Where(_)));
+        assert!(matches!(parse(&["where", "--json"]).unwrap().command, Command::Where(_)));
+        assert!(matches!(parse(&["restart"]).unwrap().command, Command::Restart));
+        assert!(parse(&["token", "--no-autostart"]).unwrap().no_autostart);
+        assert!(parse(&["--no-autostart", "token"]).unwrap().no_autostart);
+        assert!(!parse(&["token"]).unwrap().no_autostart);
+        assert_eq!(parse(&["restart", "--json"]).unwrap_err().kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn nothing_listening_says_why_no_daemon_was_started() {
+        let unreachable =
+            |kind| ClientError::Unreachable { path: "/run/codexd.sock".into(), source: io::Error::from(kind) };
+        let mut status = ctx();
+        status.starts_daemon = false;
+        let (code, message) = describe(&unreachable(io::ErrorKind::NotFound), &status);
+        assert_eq!(code, EXIT_UNREACHABLE);
+        assert!(message.contains("it is not running") && message.contains("codexctl token"), "{message}");
+        let mut off = ctx();
+        off.autostart = Autostart::OffByEnv;
+        let (code, message) = describe(&unreachable(io::ErrorKind::ConnectionRefused), &off);
+        assert_eq!(code, EXIT_UNREACHABLE);
+        assert!(message.contains("autostart is off (CODEXD_NO_AUTOSTART)"), "{message}");
+        let (_, message) = describe(&unreachable(io::ErrorKind::PermissionDenied), &off);
+        assert!(!message.contains("autostart") && message.contains("start it with `codexd`"), "{message}");
     }
 
     #[test]

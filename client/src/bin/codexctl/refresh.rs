@@ -11,7 +11,7 @@ const REFRESH_FAILED: &str = "refreshFailed";
 
 /// Forces a refresh; exit 0 with the new expiry, 1 when it failed or nobody is logged in.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
-    let mut client = ctx.connect()?;
+    let mut client = ctx.connect_or_start()?;
     let mut status = match client.refresh() {
         // `refreshUnavailable`: the issuer could not be asked now; the daemon's message says the current token
         // stays in use.

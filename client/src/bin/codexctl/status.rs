@@ -1,6 +1,6 @@
 //! `codexctl status`: who is logged in and how, and the daemon's own state.
 
-use crate::{Ctx, EXIT_OK, EXIT_REFUSED};
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED, handshake};
 use codexd_client::proto::methods::{AuthMode, AuthProblem, DaemonStatusResult, GetAuthStatusResult};
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -13,14 +13,28 @@ pub(crate) struct StatusArgs {
     json: bool,
 }
 
-/// Prints the summary; exit 1 when not logged in, as `codex login status` does.
+/// Prints the summary; exit 1 when not logged in, as `codex login status` does. Never starts a daemon, and
+/// does not subscribe (the subscriber count it shows is the other clients'): the daemon's version comes from
+/// `daemon/status`, and an older daemon is named on stderr and in the summary.
 pub(crate) fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<u8> {
     let mut client = ctx.connect()?;
     let mut auth = client.get_auth_status(false)?;
     // Never print a secret here, whatever the daemon sent.
     auth.auth_token = None;
     let daemon = client.daemon_status()?;
-    let text = if args.json { json_line(&auth, &daemon)? } else { summary(&auth, &daemon) };
+    let older = handshake::older_daemon(ctx, &daemon.version);
+    if let Some(warning) = &older {
+        eprintln!("codexctl: {warning}");
+    }
+    let text = if args.json {
+        json_line(&auth, &daemon)?
+    } else {
+        let mut text = summary(&auth, &daemon);
+        if let Some(warning) = &older {
+            let _ = writeln!(text, "  {:<14} {warning}", "upgrade:");
+        }
+        text
+    };
     io::stdout().lock().write_all(text.as_bytes())?;
     Ok(if auth.auth_method.is_some() { EXIT_OK } else { EXIT_REFUSED })
 }

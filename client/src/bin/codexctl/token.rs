@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 /// Prints the token and a newline; exit 1 when there is none.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
-    let status = ctx.connect()?.get_auth_status(true)?;
+    let status = ctx.connect_or_start()?.get_auth_status(true)?;
     let Some(token) = status.auth_token else {
         let problem = status.auth_error.map(|e| e.message);
         return Err(Failure::new(EXIT_REFUSED, not_logged_in(problem.as_deref())).into());

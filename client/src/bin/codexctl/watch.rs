@@ -1,15 +1,14 @@
 //! `codexctl watch`: every notification as one compact JSON line, until the daemon shuts down.
 
-use crate::{Ctx, EXIT_OK, EXIT_UNREACHABLE, Failure};
-use codexd_client::Client;
+use crate::{Ctx, EXIT_OK, EXIT_UNREACHABLE, Failure, handshake};
 use codexd_client::proto::methods::notification;
 use std::io::{self, Write};
 
 /// Subscribes and prints notifications; exit 0 after `daemon/shuttingDown`, 3 if the connection drops first.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
     // No read timeout: notifications may be hours apart.
-    let mut client = Client::connect(&ctx.socket.path)?;
-    client.initialize("codexctl", env!("CARGO_PKG_VERSION"))?;
+    let mut client = ctx.reach()?;
+    handshake::initialize(ctx, &mut client)?;
     let mut out = io::stdout().lock();
     while let Some(n) = client.next_notification()? {
         writeln!(out, "{}", serde_json::to_string(&n)?)?;
