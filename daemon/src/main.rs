@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use codexd::config::{self, Config, ConfigError, DEFAULT_ISSUER};
+use codexd::ipc::listener::Inherited;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,6 +61,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything opens a descriptor: drop what the parent left open (keeping systemd's sockets), and take
+    // the passed socket before the runtime creates descriptors of its own.
+    #[cfg(target_os = "linux")]
+    codexd::ipc::activation::close_inherited_descriptors(codexd::ipc::activation::passed_socket_count());
+    #[cfg(target_os = "linux")]
+    let inherited = codexd::ipc::activation::take_listen_fd();
     let args = Args::parse();
     init_tracing();
     raise_open_file_limit();
@@ -71,14 +78,21 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(serve(config)) {
+    #[cfg(target_os = "linux")]
+    let inherited = match inherited {
+        Ok(inherited) => inherited,
+        Err(e) => return fail(&e),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let inherited = None;
+    match runtime.block_on(serve(config, inherited)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&*e),
     }
 }
 
-async fn serve(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let (listener, socket_guard) = codexd::ipc::listener::listen(&config.socket)?;
+async fn serve(mut config: Config, inherited: Option<Inherited>) -> Result<(), Box<dyn std::error::Error>> {
+    let (listener, socket_guard) = codexd::ipc::listener::listen(&config.socket, inherited)?;
     // An adopted socket may live elsewhere than configured: report the one served.
     socket_guard.path().clone_into(&mut config.socket);
     let shutdown = CancellationToken::new();

@@ -407,3 +407,52 @@ fn a_relative_codex_home_means_the_same_directory_to_the_started_daemon() {
     let status = daemon_status(sandbox.socket());
     assert_eq!(status["codexHome"], home.canonicalize().unwrap().to_str().unwrap());
 }
+
+#[test]
+fn a_socket_directory_of_another_user_or_a_symlinked_log_is_refused_and_nothing_is_written() {
+    let sandbox = Sandbox::with_auth(apikey_auth_json("sk-e2e-autostart-private"));
+    let dir = sandbox.socket().parent().unwrap().to_owned();
+    let victim = sandbox.scratch().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(&victim, sandbox.log()).unwrap();
+
+    // Another user created the directory (say `/tmp/codexd-$UID`, before we did) and pointed the log elsewhere.
+    if rustix::process::geteuid().is_root() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let out = sandbox.codexctl(&["token"]);
+        assert_exit(&out, 3, "codexctl token with a socket directory owned by another uid");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "the socket directory {} is not private to this user: it is owned by uid 65534, not 0",
+                dir.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "nothing was written through the link");
+        assert!(sandbox.daemon_pids().is_empty());
+        std::os::unix::fs::chown(&dir, Some(0), Some(0)).unwrap();
+    } else {
+        eprintln!("(not root: the directory owned by another uid is not tried)");
+    }
+
+    // Our own private directory, with a symlinked log: refused too.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = sandbox.codexctl(&["token"]);
+    assert_exit(&out, 3, "codexctl token with a symlinked log");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("refusing to write to the log {}: it is a symbolic link", sandbox.log().display())),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "nothing was written through the link");
+    assert!(sandbox.daemon_pids().is_empty());
+
+    // Once the link is gone, autostart works.
+    std::fs::remove_file(sandbox.log()).unwrap();
+    assert_exit(&sandbox.codexctl(&["token"]), 0, "codexctl token once the link is gone");
+    the_daemon(&sandbox);
+}

@@ -9,7 +9,7 @@ use codexd_e2e::{
 };
 use rustix::process::Signal;
 use serde_json::{Value, json};
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -408,4 +408,83 @@ fn initialize_refuses_a_client_that_needs_a_newer_protocol() {
     let result = conn.call("initialize", json!({"clientInfo": client_info, "protocolVersion": 1}));
     assert_eq!(result["protocolVersion"], 1);
     assert_eq!(conn.daemon_status()["subscribers"], 1);
+}
+
+#[test]
+fn a_live_socket_that_is_not_a_codexd_is_never_removed() {
+    // systemd's idle codexd.socket or an `ssh -R` forward listen without holding codexd's lock.
+    let scratch = tempfile::Builder::new().prefix("cxd").tempdir_in("/tmp").unwrap();
+    let dir = scratch.path().join("s");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("codexd.sock");
+    let other = UnixListener::bind(&socket).unwrap();
+    let home = scratch.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut cmd = clean_command(bin_path("codexd"), scratch.path());
+    cmd.arg("--socket").arg(&socket).arg("--codex-home").arg(&home).env("CODEXD_ISSUER", DEAD_ISSUER);
+    let out = run_with_deadline(cmd, DEADLINE);
+    assert_eq!(out.status.code(), Some(1), "codexd took over a live socket; stderr:\n{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("something other than a codexd listens on"), "{}", text(&out.stderr));
+    assert!(is_socket(&socket), "codexd removed the live socket");
+    other.set_nonblocking(true).unwrap();
+    let _client = std::os::unix::net::UnixStream::connect(&socket).expect("the other listener still accepts");
+    assert!(other.accept().is_ok(), "the connection reached the other listener");
+}
+
+#[test]
+fn descriptors_inherited_from_the_starting_process_are_closed() {
+    // A shell or codexctl that starts codexd must not stay tied to it: a caller waiting for the end of a pipe
+    // codexd inherited would wait for the daemon's whole life. The test hands codexd the write end of a FIFO
+    // (as fd 7, through sh) and waits for the end of file on its read end while the daemon keeps running.
+    let scratch = tempfile::Builder::new().prefix("cxd").tempdir_in("/tmp").unwrap();
+    let fifo = scratch.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(&fifo)
+        .unwrap();
+    let socket = scratch.path().join("s").join("codexd.sock");
+    let home = scratch.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut cmd = clean_command("sh", scratch.path());
+    cmd.arg("-c")
+        .arg(r#"exec 7>"$1"; shift; exec "$@""#)
+        .arg("sh")
+        .arg(&fifo)
+        .arg(bin_path("codexd"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--codex-home")
+        .arg(&home)
+        .env("CODEXD_ISSUER", DEAD_ISSUER)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    wait_until(DEADLINE, "codexd to serve", || status_pid(&socket).is_some());
+    let mut eof = false;
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        let mut buf = [0u8; 16];
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("reading the FIFO: {e}"),
+        }
+    }
+    let running = child.try_wait().unwrap().is_none();
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap(),
+        Signal::TERM,
+    );
+    let _ = child.wait();
+    assert!(running, "codexd exited instead of serving");
+    assert!(eof, "codexd still holds the pipe it inherited (fd 7) while it serves");
 }

@@ -6,7 +6,8 @@
 //! The check-units tests need `systemd-analyze` (Debian's `systemd` package; CI installs it): they say why and
 //! return early when it is missing.
 
-use codexd_e2e::{bin_path, clean_command, run_with_deadline};
+use codexd_e2e::autostart::Sandbox;
+use codexd_e2e::{Conn, Spawned, bin_path, clean_command, run_with_deadline, wait_until};
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -18,13 +19,23 @@ use tempfile::TempDir;
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A `systemctl` that appends its arguments to `$FAKE_SYSTEMCTL_LOG`, fails like a missing user bus when they
-/// contain the word in `$FAKE_SYSTEMCTL_FAIL_ON`, and answers `is-active` with "active" and "inactive".
+/// contain the word in `$FAKE_SYSTEMCTL_FAIL_ON`, and answers `is-active` with "active" and "inactive". With
+/// `$FAKE_SYSTEMCTL_MAIN_PID`, `show codexd.service` says the service is active with that main pid; with
+/// `$FAKE_SYSTEMCTL_SOCKET`, `enable` logs whether that socket file still exists (the one systemd would replace).
 const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >> "$FAKE_SYSTEMCTL_LOG"
 if [ -n "$FAKE_SYSTEMCTL_FAIL_ON" ]; then
   case " $* " in *" $FAKE_SYSTEMCTL_FAIL_ON "*) echo "Failed to connect to bus: No medium found" >&2; exit 1;; esac
 fi
 case " $* " in *" is-active "*) printf 'active\ninactive\n';; esac
+case " $* " in *" show codexd.service "*)
+  if [ -n "$FAKE_SYSTEMCTL_MAIN_PID" ]; then printf 'MainPID=%s\nActiveState=active\n' "$FAKE_SYSTEMCTL_MAIN_PID"; fi;;
+esac
+case " $* " in *" enable "*)
+  if [ -n "$FAKE_SYSTEMCTL_SOCKET" ] && [ -e "$FAKE_SYSTEMCTL_SOCKET" ]; then
+    echo "(the socket is still there)" >> "$FAKE_SYSTEMCTL_LOG"
+  fi;;
+esac
 exit 0
 "#;
 
@@ -390,4 +401,61 @@ fn install_refuses_when_no_codexd_is_next_to_codexctl_or_in_path() {
     assert!(stderr.starts_with("codexctl: cannot find codexd (looked in"), "{stderr}");
     assert!(!home.unit_dir().exists());
     assert!(home.systemctl_calls().is_empty());
+}
+
+#[test]
+fn install_stops_a_codexd_serving_the_units_socket_outside_systemd_before_enabling_it() {
+    let home = Scratch::new();
+    let runtime = home.dir.path().join("runtime");
+    fs::create_dir_all(&runtime).unwrap();
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
+    // The socket of the unit: %t/codexd/codexd.sock, %t being XDG_RUNTIME_DIR.
+    let socket = runtime.join("codexd/codexd.sock");
+    // A codexd started by hand (or autostarted) on it.
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.codexd_command();
+    cmd.arg("--socket").arg(&socket);
+    let mut daemon = Spawned::spawn(cmd, None);
+    wait_until(Duration::from_secs(20), "the hand-started codexd to serve", || Conn::connect(&socket).is_ok());
+    let pid = daemon.pid();
+    let install = |main_pid: Option<u32>| {
+        let mut cmd = home.command(&bin_path("codexctl"), &["service", "install"]);
+        cmd.env("XDG_RUNTIME_DIR", &runtime).env("FAKE_SYSTEMCTL_SOCKET", &socket);
+        if let Some(main_pid) = main_pid {
+            cmd.env("FAKE_SYSTEMCTL_MAIN_PID", main_pid.to_string());
+        }
+        run_with_deadline(cmd, DEADLINE)
+    };
+
+    // systemd's own codexd (codexd.service's main pid) is left alone.
+    let (_, stderr) = assert_ok(&install(Some(pid)));
+    assert!(!stderr.contains("stopped"), "{stderr}");
+    assert!(daemon.try_exit().is_none(), "systemd's codexd was stopped: {}", daemon.stderr());
+    let calls = home.systemctl_calls();
+    assert!(calls.iter().any(|c| c.starts_with("--user show codexd.service")), "{calls:?}");
+    assert!(calls.iter().any(|c| c == "(the socket is still there)"), "the fake sees the socket: {calls:?}");
+    home.forget_calls();
+
+    // Any other is asked to shut down, and is gone (with its socket) before `enable --now` runs.
+    let (stdout, stderr) = assert_ok(&install(None));
+    assert!(
+        stderr.contains(&format!(
+            "codexctl: stopped the codexd that was running (pid {pid}) so that systemd can own the socket"
+        )),
+        "{stderr}"
+    );
+    assert!(stdout.contains("codexd is installed as a systemd user service"), "{stdout}");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "the stopped codexd exits cleanly: {}", daemon.stderr());
+    assert!(!socket.exists(), "the stopped codexd removed its socket");
+    let calls = home.systemctl_calls();
+    let enable = calls.iter().position(|c| c == "--user enable --now codexd.socket").expect("enable ran");
+    assert_eq!(calls.get(enable + 1), None, "the socket was still there at enable: {calls:?}");
+    assert_eq!(calls[0], "--user daemon-reload", "{calls:?}");
+    home.forget_calls();
+
+    // Nothing answers: nothing to stop, nothing asked.
+    let (_, stderr) = assert_ok(&install(None));
+    assert!(!stderr.contains("stopped"), "{stderr}");
+    assert_eq!(home.systemctl_calls(), ["--user daemon-reload", "--user enable --now codexd.socket"]);
 }

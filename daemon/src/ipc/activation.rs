@@ -56,6 +56,35 @@ pub fn take_listen_fd() -> Result<Option<Inherited>, ActivationError> {
     check(owned, fd).map(Some)
 }
 
+/// Closes every descriptor this process inherited beyond stdin, stdout and stderr, except the `keep` sockets
+/// passed by the service manager (fds 3 to 3 + keep - 1). A daemon started from a shell or by `codexctl` must not
+/// hold the pipes and files of the process that started it: a caller waiting for the end of such a pipe would
+/// wait for the daemon's whole life. Call it first thing in `main`, while no other code owns a descriptor.
+pub fn close_inherited_descriptors(keep: usize) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return };
+    // Collect first: the directory's own descriptor is open while it is read (and gone once `entries` drops).
+    let fds: Vec<RawFd> =
+        entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&fd| fd > 2).collect();
+    let kept = 3..3 + RawFd::try_from(keep).unwrap_or(RawFd::MAX - 3);
+    // The directory handle was among the listed numbers and is closed now: keep only descriptors still open (a
+    // stat of the /proc entry opens nothing).
+    let open = |fd: &RawFd| std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok();
+    for fd in fds.into_iter().filter(|fd| !kept.contains(fd)).filter(open) {
+        // SAFETY: this runs at the start of `main`, before any code of this process opened or owns a descriptor
+        // above 2, so `fd` is an open, inherited descriptor that nothing else will use or close.
+        unsafe { rustix::io::close(fd) };
+    }
+}
+
+/// How many sockets the service manager passed to this process (`LISTEN_FDS`, when `LISTEN_PID` is us).
+pub fn passed_socket_count() -> usize {
+    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    if !pid_matches {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// Checks that `owned` is a listening Unix stream socket and finds its path.
 fn check(owned: OwnedFd, fd: RawFd) -> Result<Inherited, ActivationError> {
     use rustix::net::sockopt::{socket_acceptconn, socket_type};

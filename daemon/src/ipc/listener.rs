@@ -49,6 +49,15 @@ pub enum ListenError {
     #[cfg(target_os = "linux")]
     #[error(transparent)]
     Activation(#[from] super::activation::ActivationError),
+    /// Something that is not a codexd listens on the socket (systemd's `codexd.socket`, an `ssh -R` forward).
+    #[error(
+        "something other than a codexd listens on {path:?} (systemd's codexd.socket, which starts codexd on \
+         demand, or an `ssh -R` forward?); use it as it is, stop it, or give this codexd another --socket"
+    )]
+    Occupied {
+        /// The socket.
+        path: PathBuf,
+    },
     /// Any other I/O failure, with what was being done.
     #[error("cannot {action} {path:?}: {source}")]
     Io {
@@ -116,13 +125,22 @@ impl Drop for SocketGuard {
     }
 }
 
+#[cfg(target_os = "linux")]
+pub use super::activation::Inherited;
+/// A socket passed by a service manager: only on Linux (systemd); there is none elsewhere.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub enum Inherited {}
+
 /// Serves the socket passed by a service manager when there is one (Linux socket activation: `LISTEN_FDS` and
 /// `LISTEN_PID` name this process), else binds `path` (see [`bind`]). Must run inside a tokio runtime.
-pub fn listen(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
+pub fn listen(path: &Path, inherited: Option<Inherited>) -> Result<(Listener, SocketGuard), ListenError> {
     #[cfg(target_os = "linux")]
-    if let Some(inherited) = super::activation::take_listen_fd()? {
+    if let Some(inherited) = inherited {
         return adopt(path, inherited);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inherited;
     bind(path)
 }
 
@@ -187,6 +205,11 @@ pub fn bind(path: &Path) -> Result<(Listener, SocketGuard), ListenError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     make_private_dir(dir)?;
     let lock = take_lock(path)?;
+    // No codexd holds the lock, but something else may listen there (systemd's codexd.socket waiting to start
+    // codexd, an `ssh -R` forward): that socket is alive, and removing it would cut off its clients.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(ListenError::Occupied { path: path.to_owned() });
+    }
     match std::fs::remove_file(path) {
         Ok(()) => tracing::info!(path = %path.display(), "removed a stale socket left by a daemon that died"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

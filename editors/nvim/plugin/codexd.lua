@@ -14,9 +14,21 @@ local function codexd()
   return require("codexd")
 end
 
-vim.api.nvim_create_user_command("CodexdStatus", function()
+-- Commands without arguments still accept some, so that Neovim never echoes what was typed (it could be a key
+-- typed in the wrong place); they are refused without quoting them.
+local function no_args(name, run)
+  return function(cmd)
+    if cmd.args ~= "" then
+      vim.api.nvim_echo({ { "codexd: :" .. name .. " takes no arguments", "ErrorMsg" } }, true, {})
+      return
+    end
+    run()
+  end
+end
+
+vim.api.nvim_create_user_command("CodexdStatus", no_args("CodexdStatus", function()
   codexd().show_status()
-end, { nargs = 0, desc = "codexd: show the Codex login and the daemon" })
+end), { nargs = "*", desc = "codexd: show the Codex login and the daemon" })
 
 vim.api.nvim_create_user_command("CodexdLogin", function(cmd)
   codexd().login(cmd.args)
@@ -30,6 +42,6 @@ end, {
   desc = "codexd: sign in to Codex (device code by default; browser, apikey; cancel)",
 })
 
-vim.api.nvim_create_user_command("CodexdLogout", function()
+vim.api.nvim_create_user_command("CodexdLogout", no_args("CodexdLogout", function()
   codexd().logout()
-end, { nargs = 0, desc = "codexd: log out of Codex everywhere" })
+end), { nargs = "*", desc = "codexd: log out of Codex everywhere" })

@@ -698,9 +698,27 @@ function cases.browser_login()
   eq(#floats(), 0, "window closed")
 end
 
--- An API key login through the plugin: statusline apikey, token() is the key.
+-- An API key login through the plugin: statusline apikey, token() is the key. A key typed after :CodexdLogin (or
+-- any unknown kind) is never echoed, and leaves the command-line history.
 function cases.apikey()
   setup_and_wait("codex:logged-out")
+  vim.cmd("runtime plugin/codexd.lua")
+  local typed = "sk-typed-" .. tostring(uv.hrtime())
+  remember(typed)
+  vim.fn.histadd(":", "CodexdLogin apikey " .. typed)
+  -- (An ERROR notification raises inside vim.cmd when headless; the message is what counts.)
+  local _, err = pcall(vim.cmd, "CodexdLogin apikey " .. typed)
+  local seen = messages() .. "\n" .. tostring(err)
+  contains(seen, "codexd: :CodexdLogin apikey takes no argument", "hint for a key after apikey")
+  truthy(not seen:find(typed, 1, true), "the typed key is not echoed")
+  truthy(not vim.fn.histget(":", -1):find(typed, 1, true), "the typed key left the history")
+  vim.fn.histadd(":", "CodexdLogin " .. typed)
+  _, err = pcall(vim.cmd, "CodexdLogin " .. typed)
+  seen = messages() .. "\n" .. tostring(err)
+  contains(seen, "codexd: unknown login kind; use device, browser, apikey or cancel", "unknown kind")
+  truthy(not seen:find(typed, 1, true), "the unknown kind is not echoed")
+  truthy(not vim.fn.histget(":", -1):find(typed, 1, true), "the unknown kind left the history")
+  eq(line(), "codex:logged-out", "nothing was sent")
   local key = "sk-test-" .. tostring(uv.hrtime())
   remember(key)
   truthy(codexd.login("apikey", { api_key = "  " .. key .. "\n" }), "login request sent")

@@ -9,12 +9,16 @@
 //! turns on a lock of the log file, so one daemon is started; should two daemons still race (another program
 //! started one), the daemon's own `<socket>.lock` makes the second exit with "already serving", and codexctl waits
 //! for the one that serves.
+//!
+//! Nothing is written before the socket directory is known to be private and ours (owned by our effective uid, not
+//! a symlink, writable by nobody else; created 0700 when missing) and the log a regular file of ours in it, opened
+//! without following a symlink: otherwise codexctl exits 3 naming the directory or the log and why.
 
 use crate::{EXIT_UNREACHABLE, Failure};
 use codexd_client::Client;
 use codexd_client::proto::methods::DaemonStatusResult;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,8 +39,11 @@ const PATH_VARIABLES: [&str; 4] = ["CODEX_HOME", "CODEX_CA_CERTIFICATE", "SSL_CE
 /// How often the socket is asked while waiting.
 const POLL: Duration = Duration::from_millis(20);
 
-/// How long one readiness probe waits for `daemon/status`.
+/// How long one readiness probe waits for `daemon/status` (connect included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shortest time a probe gets, even at its deadline.
+const MIN_PROBE: Duration = Duration::from_millis(50);
 
 /// Whether codexctl may start a daemon, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +124,36 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-/// The daemon that answers on `socket`, asked with a short timeout; `None` when nothing answers.
+/// The daemon that answers on `socket` within [`PROBE_TIMEOUT`]; `None` when nothing answers in time.
 pub(crate) fn probe(socket: &Path) -> Option<DaemonStatusResult> {
-    let mut client = Client::connect(socket).ok()?;
-    client.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
-    client.daemon_status().ok()
+    probe_within(socket, PROBE_TIMEOUT)
+}
+
+/// [`probe`], bounded by `deadline` too (and by [`MIN_PROBE`] at least, so that a last look is still possible).
+fn probe_until(socket: &Path, deadline: Instant) -> Option<DaemonStatusResult> {
+    probe_within(socket, deadline.saturating_duration_since(Instant::now()).clamp(MIN_PROBE, PROBE_TIMEOUT))
+}
+
+/// The daemon that answers `daemon/status` on `socket` within `limit`, connect included; `None` when nothing
+/// answers in time. The connect and the call run on a thread of their own: a blocking `connect(2)` to a listener
+/// whose backlog is full (a stopped or hung daemon, systemd's socket while its service is stuck starting) waits
+/// until that listener accepts, which may be never, and a read timeout does not bound it. Such a thread is left
+/// behind; it ends with its read timeout once connected, or with the process.
+pub(crate) fn probe_within(socket: &Path, limit: Duration) -> Option<DaemonStatusResult> {
+    let limit = limit.max(MIN_PROBE);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let path = socket.to_owned();
+    std::thread::Builder::new()
+        .name("codexctl-probe".to_owned())
+        .spawn(move || {
+            let status = Client::connect(&path).ok().and_then(|mut client| {
+                client.set_read_timeout(Some(limit)).ok()?;
+                client.daemon_status().ok()
+            });
+            let _ = tx.send(status);
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok().flatten()
 }
 
 /// Starts `codexd` on `socket` and waits until it answers; exit 3 with a message naming the log when it does not.
@@ -131,27 +163,21 @@ pub(crate) fn start(socket: &Path, announce: bool) -> Result<DaemonStatusResult,
     let socket = std::path::absolute(socket)
         .map_err(|e| unreachable(format!("cannot start codexd: {} has no absolute form: {e}", socket.display())))?;
     let dir = socket.parent().unwrap_or(Path::new("/")).to_owned();
-    create_private_dir(&dir).map_err(|e| {
-        unreachable(format!("cannot start codexd: cannot create the socket directory {}: {e}", dir.display()))
-    })?;
     let log = log_path(&socket);
-    let open_log = || -> io::Result<File> {
-        let mut options = OpenOptions::new();
-        options.append(true).create(true).read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(&log)
-    };
+    // Nothing is written before the directory is known to be ours and private, and the log a file of ours in it:
+    // another user who created the directory (say `/tmp/codexd-$UID`) could otherwise point the log anywhere.
+    let dir_handle = private::open_socket_dir(&dir)?;
+    let open_log = || private::open_log(&dir_handle, &log);
     let log_error = |e: io::Error| unreachable(format!("cannot start codexd: cannot open {}: {e}", log.display()));
     // One codexctl starts the daemon; the others wait for their turn and find it serving. The lock is taken on an
     // open of its own, which the daemon does not inherit (its stdout and stderr are another open of the file).
-    let turn = open_log().map_err(log_error)?;
+    let turn = open_log()?;
     let deadline = Instant::now() + START_TIMEOUT;
     take_turn(&turn, deadline, &socket)?;
-    if let Some(status) = probe(&socket) {
+    if let Some(status) = probe_until(&socket, deadline) {
         return Ok(status);
     }
-    let mut output = open_log().map_err(log_error)?;
+    let mut output = open_log()?;
     let log_start = output.seek(SeekFrom::End(0)).unwrap_or(0);
     let binary = codexd_binary();
     let _ = writeln!(
@@ -207,7 +233,7 @@ fn take_turn(file: &File, deadline: Instant, socket: &Path) -> Result<(), Failur
             return Ok(());
         }
         if Instant::now() >= deadline {
-            if probe(socket).is_some() {
+            if probe_within(socket, MIN_PROBE).is_some() {
                 return Ok(());
             }
             return Err(unreachable(format!(
@@ -232,7 +258,7 @@ fn wait_serving(
 ) -> Result<DaemonStatusResult, Failure> {
     let mut exited = None;
     loop {
-        if let Some(status) = probe(socket) {
+        if let Some(status) = probe_until(socket, deadline) {
             return Ok(status);
         }
         if exited.is_none() {
@@ -312,6 +338,126 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
+/// The socket directory and the log in it, checked before anything is written there.
+#[cfg(unix)]
+mod private {
+    use super::{LOG_FILE_NAME, create_private_dir, unreachable};
+    use crate::Failure;
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::fs::{File, Permissions};
+    use std::io;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Path;
+
+    /// Opens the socket directory without following a symlink, creating it (0700, with its missing parents) when
+    /// it does not exist. As the daemon does, it must be a directory owned by our effective uid; one that others
+    /// may only read or search is made 0700, one that others may write to is refused (they may have put anything
+    /// in it; and it may be a shared directory such as `/tmp`, which must not be chmod'ed). The handle is what the
+    /// log is opened in, so that the directory checked is the one written to.
+    pub(super) fn open_socket_dir(dir: &Path) -> Result<File, Failure> {
+        let refuse = |why: &str| {
+            unreachable(format!(
+                "cannot start codexd: the socket directory {} is not private to this user: {why}; remove it, or \
+                 choose another socket with --socket or CODEXD_SOCKET",
+                dir.display()
+            ))
+        };
+        let failed = |action: &str, e: io::Error| {
+            unreachable(format!("cannot start codexd: cannot {action} the socket directory {}: {e}", dir.display()))
+        };
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(refuse("it is a symbolic link")),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_private_dir(dir).map_err(|e| failed("create", e))?;
+            }
+            Err(e) => return Err(failed("examine", e)),
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let handle = File::from(rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| match e {
+            Errno::LOOP => refuse("it is a symbolic link"),
+            Errno::NOTDIR => refuse("it is not a directory"),
+            e => failed("open", e.into()),
+        })?);
+        let meta = handle.metadata().map_err(|e| failed("examine", e))?;
+        let uid = rustix::process::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(refuse(&format!("it is owned by uid {}, not {uid}", meta.uid())));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(refuse(&format!("other users may write to it (mode {mode:o})")));
+        }
+        if mode & 0o077 != 0 {
+            handle.set_permissions(Permissions::from_mode(0o700)).map_err(|e| failed("make private (0700)", e))?;
+        }
+        Ok(handle)
+    }
+
+    /// Opens (appending, created 0600) `codexd.log` in the checked socket directory `dir`, `log` being its path
+    /// for messages. A symlink is never followed; what is there must be a regular file of ours with no other
+    /// name (a hard link to some other file); its mode is set to 0600.
+    pub(super) fn open_log(dir: &File, log: &Path) -> Result<File, Failure> {
+        let refuse = |why: &str| {
+            unreachable(format!(
+                "cannot start codexd: refusing to write to the log {}: {why}; remove it",
+                log.display()
+            ))
+        };
+        let failed = |e: io::Error| unreachable(format!("cannot start codexd: cannot open {}: {e}", log.display()));
+        let flags = OFlags::RDWR | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = File::from(rustix::fs::openat(dir, LOG_FILE_NAME, flags, Mode::from_raw_mode(0o600)).map_err(
+            |e| match e {
+                Errno::LOOP => refuse("it is a symbolic link"),
+                e => failed(e.into()),
+            },
+        )?);
+        let meta = file.metadata().map_err(failed)?;
+        let uid = rustix::process::geteuid().as_raw();
+        if !meta.file_type().is_file() {
+            return Err(refuse("it is not a regular file"));
+        }
+        if meta.uid() != uid {
+            return Err(refuse(&format!("it is owned by uid {}, not {uid}", meta.uid())));
+        }
+        if meta.nlink() != 1 {
+            return Err(refuse(&format!("it has {} hard links", meta.nlink())));
+        }
+        if meta.mode() & 0o7777 != 0o600 {
+            file.set_permissions(Permissions::from_mode(0o600)).map_err(failed)?;
+        }
+        Ok(file)
+    }
+}
+
+/// The socket directory and the log in it (no owners or modes to check here).
+#[cfg(not(unix))]
+mod private {
+    use super::{create_private_dir, unreachable};
+    use crate::Failure;
+    use std::fs::{File, OpenOptions};
+    use std::path::{Path, PathBuf};
+
+    /// Creates the directory; the handle is its path.
+    pub(super) fn open_socket_dir(dir: &Path) -> Result<PathBuf, Failure> {
+        create_private_dir(dir).map_err(|e| {
+            unreachable(format!("cannot start codexd: cannot create the socket directory {}: {e}", dir.display()))
+        })?;
+        Ok(dir.to_owned())
+    }
+
+    /// Opens the log for appending.
+    pub(super) fn open_log(_dir: &Path, log: &Path) -> Result<File, Failure> {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .read(true)
+            .open(log)
+            .map_err(|e| unreachable(format!("cannot start codexd: cannot open {}: {e}", log.display())))
+    }
+}
+
 fn unreachable(message: String) -> Failure {
     Failure::new(EXIT_UNREACHABLE, message)
 }
@@ -319,6 +465,7 @@ fn unreachable(message: String) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn autostart_is_off_with_the_flag_or_a_non_empty_non_zero_variable() {
@@ -389,5 +536,130 @@ mod tests {
             .unwrap();
         assert_eq!(last_line(&log, start).as_deref(), Some("codexd: another codexd is already serving"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh scratch directory for one test.
+    #[cfg(unix)]
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("codexctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn is_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_socket_directory_must_be_ours_and_private_and_is_created_0700() {
+        let base = scratch("private-dir");
+        let dir = base.join("a/s");
+        private::open_socket_dir(&dir).unwrap();
+        assert_eq!(mode_of(&dir), 0o700);
+        // Readable by others: nobody else could have put anything in it; made private, as the daemon does.
+        chmod(&dir, 0o755);
+        private::open_socket_dir(&dir).unwrap();
+        assert_eq!(mode_of(&dir), 0o700);
+
+        let message = |dir: &Path| private::open_socket_dir(dir).unwrap_err().to_string();
+        chmod(&dir, 0o1777);
+        let why = message(&dir);
+        assert!(why.contains(&format!("{} is not private", dir.display())), "{why}");
+        assert!(why.contains("other users may write to it (mode 1777)"), "{why}");
+        assert_eq!(mode_of(&dir), 0o1777, "a shared directory is not chmod'ed");
+        chmod(&dir, 0o700);
+
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(message(&link).contains("it is a symbolic link"), "{}", message(&link));
+        let file = base.join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(message(&file).contains("it is not a directory"), "{}", message(&file));
+        if is_root() {
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+            let why = message(&dir);
+            assert!(why.contains("it is owned by uid 65534, not 0"), "{why}");
+            assert!(!dir.join(LOG_FILE_NAME).exists());
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_is_never_a_symlink_a_hard_link_or_someone_elses_and_is_0600() {
+        let base = scratch("private-log");
+        let dir = base.join("s");
+        let handle = private::open_socket_dir(&dir).unwrap();
+        let log = dir.join(LOG_FILE_NAME);
+        let victim = base.join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        let message = || private::open_log(&handle, &log).unwrap_err().to_string();
+
+        std::os::unix::fs::symlink(&victim, &log).unwrap();
+        assert!(message().contains(&format!("the log {}: it is a symbolic link", log.display())), "{}", message());
+        std::fs::remove_file(&log).unwrap();
+        std::fs::hard_link(&victim, &log).unwrap();
+        assert!(message().contains("it has 2 hard links"), "{}", message());
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n", "the victim was not touched");
+        if is_root() {
+            std::fs::write(&log, "").unwrap();
+            std::os::unix::fs::chown(&log, Some(65534), Some(65534)).unwrap();
+            assert!(message().contains("it is owned by uid 65534"), "{}", message());
+            std::fs::remove_file(&log).unwrap();
+        }
+
+        let mut file = private::open_log(&handle, &log).unwrap();
+        assert_eq!(mode_of(&log), 0o600);
+        writeln!(file, "one").unwrap();
+        chmod(&log, 0o644);
+        let mut file = private::open_log(&handle, &log).unwrap();
+        assert_eq!(mode_of(&log), 0o600, "an existing log is made 0600");
+        writeln!(file, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n", "appended");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_probe_gives_up_in_time_on_a_peer_that_never_answers_or_never_accepts() {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+        let base = scratch("probe");
+        // Accepts (the kernel does), never answers.
+        let silent = base.join("silent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+        let started = Instant::now();
+        assert!(probe_within(&silent, Duration::from_millis(300)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+        // A full backlog: connect(2) itself blocks.
+        let full = base.join("full.sock");
+        let fd = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+        rustix::net::bind(&fd, &SocketAddrUnix::new(&full).unwrap()).unwrap();
+        rustix::net::listen(&fd, 0).unwrap();
+        let _queued = std::os::unix::net::UnixStream::connect(&full).unwrap();
+        let started = Instant::now();
+        assert!(probe_within(&full, Duration::from_millis(300)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        let deadline = Instant::now() + Duration::from_millis(200);
+        assert!(probe_until(&full, deadline).is_none());
+        assert!(Instant::now() < deadline + Duration::from_millis(500), "the deadline holds");
+        drop(fd);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
 
 /// Waits until the stopped daemon is gone: its process, when `<socket>.lock` shows it ran here; else until nothing
 /// answers on the socket (a daemon on another machine, through a forwarded socket).
-fn wait_gone(ctx: &Ctx, old: &DaemonStatusResult) -> anyhow::Result<()> {
+pub(crate) fn wait_gone(ctx: &Ctx, old: &DaemonStatusResult) -> anyhow::Result<()> {
     let socket: &Path = &ctx.socket.path;
     let local = autostart::lock_holder(socket) == Some(old.pid);
     let deadline = Instant::now() + stop::STOP_TIMEOUT;

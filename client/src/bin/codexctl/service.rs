@@ -8,8 +8,9 @@
 //! `launchctl`), the files are still written and the commands that would enable and start codexd are printed for
 //! the user to run in their login session; that is not a failure (exit 0, with a note on stderr).
 
-use crate::socket_unit::{SERVICE_UNIT, SOCKET_UNIT};
-use crate::{Ctx, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Failure};
+use crate::autostart::{self, Autostart};
+use crate::socket_unit::{self, SERVICE_UNIT, SOCKET_UNIT};
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Failure, restart, stop};
 use anyhow::Context as _;
 use clap::Subcommand;
 use std::ffi::{OsStr, OsString};
@@ -41,8 +42,10 @@ install writes the unit files of codexd's systemd user service (codexd.socket an
 $XDG_CONFIG_HOME/systemd/user, default ~/.config/systemd/user) or, on macOS, the LaunchAgent
 ~/Library/LaunchAgents/dev.codexd.codexd.plist, naming the absolute path of codexd: the one next to this codexctl,
 else the first in PATH. Then it runs `systemctl --user daemon-reload` and `systemctl --user enable --now
-codexd.socket` (macOS: `launchctl bootstrap gui/$UID <plist>`). Running it again rewrites the files (a changed
-file is replaced and a running codexd restarted) and succeeds. When systemctl or launchctl cannot be used here (not
+codexd.socket` (macOS: `launchctl bootstrap gui/$UID <plist>`). A codexd that already serves the service's
+socket without the service manager (autostarted, or started by hand) is asked to shut down first, so that the
+service can own the socket. Running it again rewrites the files (a changed file is replaced and a running codexd
+restarted) and succeeds. When systemctl or launchctl cannot be used here (not
 installed, no user session bus), the files are written and the commands to run are printed on stdout.
 
 uninstall stops and disables the service and removes the files; status says whether they are installed, which
@@ -106,6 +109,14 @@ impl Manager {
     fn name(self) -> &'static str {
         match self {
             Manager::Systemd => "the systemd user manager",
+            Manager::Launchd => "launchd",
+        }
+    }
+
+    /// The short name: `systemd`, `launchd`.
+    fn short_name(self) -> &'static str {
+        match self {
+            Manager::Systemd => "systemd",
             Manager::Launchd => "launchd",
         }
     }
@@ -239,6 +250,23 @@ struct Plan {
     notes: Vec<String>,
     /// The last line on success.
     done: String,
+    /// `install`: a codexd that serves the service's socket outside the service manager is stopped first.
+    takeover: Option<Takeover>,
+}
+
+/// A codexd that answers on the socket the service will listen on, but that the service manager does not run (one
+/// that codexctl autostarted, or one started by hand), is asked to shut down before command `before` (the one that
+/// starts the service) runs, and awaited until it is gone. Left running, it would keep `<socket>.lock` while
+/// systemd replaces its socket: the socket-activated codexd would then fail "already serving" until systemd gives up
+/// (start-limit-hit) and leaves `codexd.socket` failed; launchd's would fail and be restarted every 10 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Takeover {
+    /// The service's socket: systemd's `%t/codexd/codexd.sock`, the plist's socket.
+    socket: PathBuf,
+    /// The index in `commands` before which it is done.
+    before: usize,
+    /// The user id (launchd's domain is `gui/<uid>`).
+    uid: u32,
 }
 
 /// How a file on disk compares with what the plan writes.
@@ -293,13 +321,19 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
             home.display()
         ));
     }
-    let (commands, fallback, done) = match manager {
+    let (commands, fallback, done, takeover) = match manager {
         Manager::Systemd => {
             let mut commands = vec![
                 Cmd::new(&["systemctl", "--user", "daemon-reload"]),
                 Cmd::new(&["systemctl", "--user", "enable", "--now", SOCKET_UNIT]),
             ];
             let fallback = commands.clone();
+            // Before `enable --now`: once daemon-reload has shown that the user manager answers.
+            let takeover = env.runtime_dir.as_ref().map(|dir| Takeover {
+                socket: dir.join("codexd").join(codexd_client::proto::paths::SOCKET_FILE_NAME),
+                before: 1,
+                uid: env.uid,
+            });
             if changed {
                 // A codexd running with the old unit (say, an old binary path) is replaced; the socket stays.
                 commands.push(Cmd::new(&["systemctl", "--user", "try-restart", SERVICE_UNIT]));
@@ -312,7 +346,7 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
                 systemd_socket_path(env),
                 codexd.display()
             );
-            (commands, fallback, done)
+            (commands, fallback, done, takeover)
         }
         Manager::Launchd => {
             let domain = format!("gui/{}", env.uid);
@@ -337,7 +371,10 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
                 env.socket.display(),
                 env.home.join("Library/Logs/codexd.log").display()
             );
-            (commands, load, done)
+            // Before the command that starts the agent: `bootstrap` (RunAtLoad), or `kickstart`.
+            let before = commands.len() - 1;
+            let takeover = Some(Takeover { socket: env.socket.clone(), before, uid: env.uid });
+            (commands, load, done, takeover)
         }
     };
     Ok(Plan {
@@ -350,6 +387,7 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
         fallback,
         notes,
         done,
+        takeover,
     })
 }
 
@@ -394,6 +432,7 @@ fn uninstall_plan(manager: Manager, env: &HostEnv, loaded: bool) -> Plan {
         fallback,
         notes: Vec::new(),
         done: "codexd's service files are removed".to_owned(),
+        takeover: None,
     }
 }
 
@@ -598,6 +637,10 @@ fn carry_out(plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     }
     let mut unreachable = None;
     for (i, cmd) in plan.commands.iter().enumerate() {
+        if let Some(takeover) = plan.takeover.as_ref().filter(|t| t.before == i) {
+            out.flush()?;
+            stop_unmanaged(plan.manager, takeover)?;
+        }
         writeln!(out, "$ {cmd}")?;
         out.flush()?;
         match run_command(cmd) {
@@ -648,6 +691,63 @@ fn carry_out(plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// [`Takeover`]: stops the codexd that answers on the service's socket unless the service manager runs it (then
+/// a changed unit is handled by `try-restart`, a changed plist by `bootout`), and says so on stderr.
+fn stop_unmanaged(manager: Manager, takeover: &Takeover) -> anyhow::Result<()> {
+    let socket = &takeover.socket;
+    let Some(status) = autostart::probe(socket) else { return Ok(()) };
+    let run_by_manager = match manager {
+        // As `codexctl restart` decides: systemd's socket unit listens there, or the service's main pid answers.
+        Manager::Systemd => {
+            socket_unit::socket_unit().owns(socket) || socket_unit::service_main_pid() == Some(status.pid)
+        }
+        Manager::Launchd => launchd_pid(takeover.uid) == Some(status.pid),
+    };
+    if run_by_manager {
+        return Ok(());
+    }
+    let ctx = Ctx {
+        socket: codexd_client::ResolvedSocket { path: socket.clone(), source: codexd_client::SocketSource::Flag },
+        autostart: Autostart::OffByFlag,
+        starts_daemon: false,
+    };
+    let mut client = match ctx.connect() {
+        Ok(client) => client,
+        // Gone meanwhile.
+        Err(codexd_client::ClientError::Unreachable { source, .. }) if autostart::nothing_listens(&source) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    stop::shut_down(&ctx, &mut client)?;
+    drop(client);
+    restart::wait_gone(&ctx, &status)?;
+    note_line(&format!(
+        "stopped the codexd that was running (pid {}) so that {} can own the socket",
+        status.pid,
+        manager.short_name()
+    ));
+    Ok(())
+}
+
+/// The pid of the LaunchAgent's codexd (`pid = N` in `launchctl print`), when it runs.
+fn launchd_pid(uid: u32) -> Option<u32> {
+    let output = Command::new("launchctl")
+        .arg("print")
+        .arg(format!("gui/{uid}/{LABEL}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    parse_launchd_pid(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The `pid = N` line of `launchctl print`.
+fn parse_launchd_pid(text: &str) -> Option<u32> {
+    text.lines().find_map(|l| l.trim().strip_prefix("pid = ")).and_then(|pid| pid.trim().parse().ok())
+}
+
 fn unit_dir_of(plan: &Plan) -> PathBuf {
     plan.write
         .iter()
@@ -682,7 +782,15 @@ fn describe_plan(plan: &Plan) -> String {
         };
         let _ = writeln!(s, "would write {} ({state})", file.path.display());
     }
-    for cmd in &plan.commands {
+    for (i, cmd) in plan.commands.iter().enumerate() {
+        if let Some(takeover) = plan.takeover.as_ref().filter(|t| t.before == i) {
+            let _ = writeln!(
+                s,
+                "would stop a codexd that serves {} outside {}, if one runs",
+                takeover.socket.display(),
+                plan.manager.short_name()
+            );
+        }
         let _ = writeln!(s, "would run: {cmd}");
     }
     for path in &plan.remove {
@@ -923,6 +1031,17 @@ mod tests {
         assert_eq!(commands, ["systemctl --user daemon-reload", "systemctl --user enable --now codexd.socket"]);
         assert!(plan.notes.is_empty());
         assert!(plan.done.contains("/run/user/1000/codexd/codexd.sock"), "{}", plan.done);
+        // A codexd serving %t/codexd/codexd.sock outside systemd is stopped before `enable --now`.
+        let takeover = Takeover { socket: PathBuf::from("/run/user/1000/codexd/codexd.sock"), before: 1, uid: 1000 };
+        assert_eq!(plan.takeover, Some(takeover));
+        assert!(describe_plan(&plan).contains(
+            "would stop a codexd that serves /run/user/1000/codexd/codexd.sock outside systemd, if one runs\nwould \
+             run: systemctl --user enable --now codexd.socket"
+        ));
+        // Without XDG_RUNTIME_DIR, systemctl --user has no bus to talk to, and %t is not known here.
+        env.runtime_dir = None;
+        let plan = install_plan(Manager::Systemd, &env, Path::new("/usr/local/bin/codexd"), false).unwrap();
+        assert_eq!(plan.takeover, None);
     }
 
     #[test]
@@ -945,10 +1064,15 @@ mod tests {
             ]
         );
         assert_eq!(plan.fallback, plan.commands);
+        let socket = PathBuf::from("/var/folders/xy/T/codexd-1000/codexd.sock");
+        assert_eq!(plan.takeover, Some(Takeover { socket: socket.clone(), before: 1, uid: 1000 }), "before bootstrap");
         // Already loaded as it is: only make sure it runs.
         let loaded = install_plan(Manager::Launchd, &env, Path::new("/opt/homebrew/bin/codexd"), true).unwrap();
         assert_eq!(loaded.commands[0].to_string(), "launchctl kickstart gui/1000/dev.codexd.codexd");
         assert_eq!(loaded.commands.len(), 1);
+        assert_eq!(loaded.takeover, Some(Takeover { socket, before: 0, uid: 1000 }), "before kickstart");
+        assert_eq!(parse_launchd_pid("gui/501/dev.codexd.codexd = {\n\tstate = running\n\tpid = 4242\n}"), Some(4242));
+        assert_eq!(parse_launchd_pid("\tstate = not running\n"), None);
     }
 
     #[test]

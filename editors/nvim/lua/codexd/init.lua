@@ -750,6 +750,15 @@ local function on_login_started(login, res)
   end
 end
 
+--- Removes the last command-line history entry when it is a :Codexd command holding `typed` (say an API key typed
+--- after :CodexdLogin), so that it is neither kept in the history nor written to the ShaDa file.
+local function forget_typed(typed)
+  local ok, last = pcall(vim.fn.histget, ":", -1)
+  if ok and type(last) == "string" and last:find("Codexd", 1, true) and last:find(typed, 1, true) then
+    pcall(vim.fn.histdel, ":", -1)
+  end
+end
+
 --- Starts a login run by codexd: kind "device" (default: a code to enter on any device), "browser" (a URL to
 --- open on this machine) or "apikey" (opts.api_key, else asked with inputsecret()); "cancel" cancels the login
 --- in progress. Returns true when the request was sent. The outcome is reported by a message, and in
@@ -782,7 +791,17 @@ function M.login(kind, opts)
     end
     params = { type = "apiKey", apiKey = key }
   else
-    ui.notify("codexd: unknown login kind '" .. kind .. "' (device, browser, apikey or cancel)", levels.ERROR)
+    -- Never quote what was typed: `:CodexdLogin apikey sk-...` puts the key here, and messages are kept
+    -- (:messages, the history of notification plugins, vim.notify overrides that log).
+    forget_typed(kind)
+    if kind:match("^apikey%s") then
+      ui.notify(
+        "codexd: :CodexdLogin apikey takes no argument; run it alone and type the key at the prompt (not shown)",
+        levels.ERROR
+      )
+    else
+      ui.notify("codexd: unknown login kind; use device, browser, apikey or cancel", levels.ERROR)
+    end
     return false
   end
   local ok, why = ensure_open(deadline_from(opts))
