@@ -289,7 +289,14 @@ fn count(counter: &AtomicU64) -> CountGuard<'_> {
 
 pub(crate) async fn read_store(file: &AuthFile) -> StoreRead {
     let file = file.clone();
-    match run_blocking(move || file.read()).await {
+    read_with(move || file.read()).await
+}
+
+/// Runs one reading of the store (plain, or under `auth.lock`) on the blocking pool, as a [`StoreRead`].
+pub(crate) async fn read_with(
+    read: impl FnOnce() -> Result<Option<Vec<u8>>, crate::auth::AuthFileError> + Send + 'static,
+) -> StoreRead {
+    match run_blocking(read).await {
         Ok(Some(bytes)) => StoreRead::Contents(bytes),
         Ok(None) => StoreRead::Absent,
         Err(e) => {

@@ -18,7 +18,7 @@
 //!   or 7 days after `last_refresh` when the token has no readable `exp`.
 
 use crate::auth::{AuthDotJson, Credentials, StoreLock};
-use crate::daemon::{Daemon, lock, run_blocking};
+use crate::daemon::{Daemon, lock, read_with, run_blocking};
 use crate::oauth::RefreshReason;
 use crate::oauth::error::refresh_failed_message;
 use crate::state::{Loaded, StoreRead};
@@ -321,11 +321,7 @@ impl Daemon {
         for grace in [Duration::ZERO, PERMANENT_FAILURE_GRACE] {
             tokio::time::sleep(grace).await;
             let file = self.auth_file.clone();
-            let read = match run_blocking(move || file.lock_store()?.read()).await {
-                Ok(Some(bytes)) => StoreRead::Contents(bytes),
-                Ok(None) => StoreRead::Absent,
-                Err(e) => StoreRead::Failed(e.to_string()),
-            };
+            let read = read_with(move || file.lock_store()?.read()).await;
             if self.apply(read, UpdateReason::External).is_some() {
                 tracing::info!(
                     "the refresh token was refused, but another program has stored new credentials: adopted"
@@ -347,22 +343,27 @@ impl Daemon {
     /// suspend, or an old file at startup; clamped to half its lifetime, as the scheduler's margin is), refresh
     /// it. An expired token waits for the refresh; one that is still valid is served at once while the refresh
     /// runs in the background, so an issuer that hangs never delays an answer that has a good token.
-    pub async fn refresh_if_stale(&self) {
-        let Loaded::LoggedIn(c) = self.snapshot().loaded else { return };
+    /// `loaded` is the caller's snapshot; returns whether a refresh was waited for (the snapshot is then out of
+    /// date).
+    pub async fn refresh_if_stale(&self, loaded: &Loaded) -> bool {
+        let Loaded::LoggedIn(c) = loaded else { return false };
         let now = Utc::now();
-        if !stale(&c, now) {
-            return;
+        if !stale(c, now) {
+            return false;
         }
         let reason = if c.expires_at.is_some() { RefreshReason::ProactiveExpiry } else { RefreshReason::Scheduled };
         if c.expires_at.is_some_and(|exp| exp <= now) {
             self.spawn_attempt(reason, Need::IfStale).await;
-        } else if !self.background_refresh.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        if !self.background_refresh.swap(true, Ordering::AcqRel) {
             let daemon = self.handle();
             tokio::spawn(async move {
                 daemon.spawn_attempt(reason, Need::IfStale).await;
                 daemon.background_refresh.store(false, Ordering::Release);
             });
         }
+        false
     }
 
     /// Re-reads the store after another program may have changed it, and tells subscribers when it did.
@@ -385,11 +386,7 @@ impl Daemon {
 
 async fn read_locked(store_lock: &Arc<StoreLock>) -> StoreRead {
     let reader = store_lock.clone();
-    match run_blocking(move || reader.read()).await {
-        Ok(Some(bytes)) => StoreRead::Contents(bytes),
-        Ok(None) => StoreRead::Absent,
-        Err(e) => StoreRead::Failed(e.to_string()),
-    }
+    read_with(move || reader.read()).await
 }
 
 /// Whether the token must be refreshed before it is handed out at `now`: the Codex CLI's rule
@@ -399,10 +396,20 @@ pub fn stale(credentials: &Credentials, now: DateTime<Utc>) -> bool {
     if !credentials.refresh_due(now) {
         return false;
     }
-    match (credentials.expires_at, credentials.last_refresh) {
-        (Some(exp), Some(last)) if exp > last => exp - now <= crate::auth::REFRESH_BEFORE_EXPIRY.min((exp - last) / 2),
-        _ => true,
+    match credentials.expires_at {
+        Some(exp) => exp - now <= clamped_window(exp, credentials.last_refresh, crate::auth::REFRESH_BEFORE_EXPIRY),
+        None => true,
     }
+}
+
+/// `window` before `exp`, clamped to half the token's lifetime (`exp - last_refresh`) when that is known: the
+/// rule of both the scheduler's margin and the stale check, so that a short-lived token is not refreshed every
+/// time it is looked at.
+fn clamped_window(exp: DateTime<Utc>, last_refresh: Option<DateTime<Utc>>, window: TimeDelta) -> TimeDelta {
+    last_refresh
+        .map(|last| exp - last)
+        .filter(|lifetime| *lifetime > TimeDelta::zero())
+        .map_or(window, |l| window.min(l / 2))
 }
 
 /// When the credentials should next be refreshed, and why; `None` when they never need it.
@@ -412,9 +419,7 @@ pub fn plan(credentials: &Credentials, margin: Duration, jitter: f64) -> Option<
     }
     match (credentials.expires_at, credentials.last_refresh) {
         (Some(exp), last) => {
-            let margin = TimeDelta::from_std(margin).unwrap_or(TimeDelta::MAX);
-            let lifetime = last.map(|l| exp - l).filter(|l| *l > TimeDelta::zero());
-            let margin = lifetime.map_or(margin, |l| margin.min(l / 2));
+            let margin = clamped_window(exp, last, TimeDelta::from_std(margin).unwrap_or(TimeDelta::MAX));
             // Up to a tenth of the margin (at most 30 s) earlier, so that daemons on several machines sharing
             // an account do not all ask at the same second.
             let spread = (margin / 10).min(TimeDelta::seconds(30));

@@ -225,10 +225,8 @@ pub fn keys(object: &Value) -> Vec<&str> {
     object.as_object().unwrap_or_else(|| panic!("not an object: {object}")).keys().map(String::as_str).collect()
 }
 
-/// The payload of a JWT (no signature check).
-pub fn jwt_payload(token: &str) -> Value {
-    codexd_fake_issuer::jwt::decode_payload(token).unwrap_or_else(|| panic!("not a JWT: {token}"))
-}
+/// The payload of a JWT (no signature check): the session kit's, re-exported for the login tests.
+pub use crate::session::jwt_payload;
 
 /// Whether `text` is unpadded base64url.
 pub fn is_base64url(text: &str) -> bool {

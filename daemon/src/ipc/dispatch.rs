@@ -1,6 +1,6 @@
 //! Request dispatch: the only place that sees both wire types and the daemon's domain types.
 
-use crate::daemon::{CountGuard, Daemon};
+use crate::daemon::{CountGuard, Daemon, Snapshot};
 use crate::events::EncodedLine;
 use crate::oauth::RefreshReason;
 use crate::refresh::RefreshOutcome;
@@ -78,12 +78,19 @@ async fn route<'a>(
         method::GET_AUTH_STATUS => {
             let params: GetAuthStatusParams = request.params_as()?;
             let include_token = params.include_token.unwrap_or(false);
-            if params.refresh_token == Some(true) {
+            let snapshot = if params.refresh_token == Some(true) {
                 forced_refresh(daemon).await?;
-            } else if include_token {
-                daemon.refresh_if_stale().await;
-            }
-            to_value(&auth_status(daemon, include_token))
+                daemon.snapshot()
+            } else {
+                // One snapshot serves both the staleness check and the answer, unless a refresh was waited for.
+                let snapshot = daemon.snapshot();
+                if include_token && daemon.refresh_if_stale(&snapshot.loaded).await {
+                    daemon.snapshot()
+                } else {
+                    snapshot
+                }
+            };
+            to_value(&auth_status(snapshot, include_token))
         }
         method::ACCOUNT_READ => {
             let params: AccountReadParams = request.params_as()?;
@@ -163,8 +170,7 @@ async fn forced_refresh(daemon: &Daemon) -> Result<(), ErrorObject> {
     }
 }
 
-fn auth_status(daemon: &Daemon, include_token: bool) -> GetAuthStatusResult {
-    let snapshot = daemon.snapshot();
+fn auth_status(snapshot: Snapshot, include_token: bool) -> GetAuthStatusResult {
     let mut status = GetAuthStatusResult {
         auth_method: None,
         auth_token: None,
