@@ -22,7 +22,24 @@
 //! ```
 //!
 //! Methods ([`methods::method`]): `initialize`, `getAuthStatus`, `account/read`, `account/login/start`,
-//! `account/login/cancel`, `account/logout`, `daemon/status`, `daemon/shutdown`.
+//! `account/login/cancel`, `account/logout`, `daemon/status`, `daemon/shutdown`. `initialize` with a
+//! `protocolVersion` newer than [`methods::PROTOCOL_VERSION`] is refused with `-32600`
+//! (`data.reason = "protocolVersionUnsupported"`).
+//!
+//! `getAuthStatus {refreshToken:true}` refreshes first. A refresh refused for good is not an error: the result
+//! has no token and an `authError` with the issuer's code; a refresh that may succeed later is `-32003`
+//! (`data.reason = "refreshUnavailable"`):
+//!
+//! ```text
+//! -> {"jsonrpc":"2.0","id":2,"method":"getAuthStatus","params":{"includeToken":true,"refreshToken":true}}
+//! <- {"jsonrpc":"2.0","id":2,"result":{"authMethod":null,"authToken":null,"requiresOpenaiAuth":true,
+//!     "accountId":null,"planType":null,"expiresAt":null,"generation":7,"authError":{"reason":"refreshFailed",
+//!     "message":"Your access token could not be refreshed because ...","issuerCode":"refresh_token_reused"}}}
+//! ```
+//!
+//! Logins: `account/login/start {type:"chatgpt"}` answers `{loginId, authUrl}`, `{type:"chatgptDeviceCode"}`
+//! answers `{loginId, verificationUrl, userCode}`, `{type:"apiKey", apiKey}` stores the key; the outcome arrives
+//! as `account/login/completed {loginId, success, error}` after `account/updated {reason:"login"}`.
 //!
 //! Notifications ([`methods::notification`]), sent to every connection that called `initialize`:
 //! `account/updated` (`reason`: `login`, `logout`, `refresh`, `external`, `policy`, `refreshFailed`),
