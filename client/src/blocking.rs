@@ -5,7 +5,7 @@ use crate::{ClientError, socket, wire};
 use codexd_proto::methods::{
     AccountReadParams, AccountReadResult, CancelStatus, ClientInfo, DaemonStatusResult, GetAuthStatusParams,
     GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginCompleted,
-    LoginStartParams, LoginStartResult, PROTOCOL_VERSION, method, notification,
+    LoginStartParams, LoginStartResult, PROTOCOL_VERSION, StoreMigrateParams, StoreMigrateResult, method, notification,
 };
 use codexd_proto::{FrameDecoder, Notification, RequestId, ServerMessage};
 use interprocess::local_socket::Stream;
@@ -128,6 +128,11 @@ impl Client {
     /// `daemon/shutdown`: asks the daemon to shut down; it closes the connection soon after answering.
     pub fn shutdown(&mut self) -> Result<(), ClientError> {
         self.call::<(), IgnoredAny>(method::DAEMON_SHUTDOWN, None).map(drop)
+    }
+
+    /// `store/migrate`: moves the stored login to the credential store `to` (`keyring` or `file`).
+    pub fn store_migrate(&mut self, to: &str) -> Result<StoreMigrateResult, ClientError> {
+        self.call(method::STORE_MIGRATE, Some(&StoreMigrateParams { to: to.to_owned() }))
     }
 
     /// `getAuthStatus {includeToken, refreshToken}`: forces a refresh of the ChatGPT tokens, then answers with the
@@ -398,6 +403,26 @@ mod tests {
             (problem.reason.as_str(), problem.issuer_code.as_deref()),
             ("refreshFailed", Some("refresh_token_reused"))
         );
+        daemon.join();
+    }
+
+    #[test]
+    fn store_migrate_sends_the_target_store_and_reads_the_move() {
+        let daemon = FakeDaemon::start(|peer| {
+            let request = peer.read_request();
+            assert_eq!((&request["method"], &request["params"]), (&json!("store/migrate"), &json!({"to":"keyring"})));
+            peer.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{"from":"file","to":"keyring","moved":true,
+                "warning":"auth.json could not be removed"}}));
+            let again = peer.read_request();
+            peer.send(&json!({"jsonrpc":"2.0","id":again["id"],"error":{"code":-32007,
+                "message":"the keyring is locked","data":{"reason":"storeError"}}}));
+        });
+        let mut client = Client::connect(&daemon.path).unwrap();
+        let moved = client.store_migrate("keyring").unwrap();
+        assert_eq!((moved.from.as_deref(), moved.to.as_str(), moved.moved), (Some("file"), "keyring", true));
+        assert_eq!(moved.warning.as_deref(), Some("auth.json could not be removed"));
+        let err = client.store_migrate("keyring").unwrap_err();
+        assert_eq!(err.daemon_error().map(codexd_proto::ErrorObject::reason), Some("storeError"));
         daemon.join();
     }
 

@@ -10,7 +10,8 @@ use crate::event::Event;
 use crate::{ClientError, socket, wire};
 use codexd_proto::methods::{
     AccountReadParams, AccountReadResult, CancelStatus, DaemonStatusResult, GetAuthStatusParams, GetAuthStatusResult,
-    InitializeResult, LoginCancelParams, LoginCancelResult, LoginCompleted, LoginStartParams, LoginStartResult, method,
+    InitializeResult, LoginCancelParams, LoginCancelResult, LoginCompleted, LoginStartParams, LoginStartResult,
+    StoreMigrateParams, StoreMigrateResult, method,
 };
 use codexd_proto::{FrameDecoder, Outcome, RequestId, ServerMessage};
 use interprocess::local_socket::tokio::Stream;
@@ -218,6 +219,11 @@ impl AsyncClient {
         self.call::<(), IgnoredAny>(method::DAEMON_SHUTDOWN, None).await.map(drop)
     }
 
+    /// `store/migrate`: moves the stored login to the credential store `to` (`keyring` or `file`).
+    pub async fn store_migrate(&self, to: &str) -> Result<StoreMigrateResult, ClientError> {
+        self.call(method::STORE_MIGRATE, Some(&StoreMigrateParams { to: to.to_owned() })).await
+    }
+
     /// `getAuthStatus {includeToken, refreshToken}`: forces a refresh of the ChatGPT tokens, then answers with the
     /// new token. A refresh the issuer refused for good comes back as a result with `authError.reason ==
     /// "refreshFailed"`; one that failed for now (issuer unreachable) as [`ClientError::Daemon`] with code `-32003`.
@@ -386,6 +392,19 @@ mod tests {
         let Some(Event::AccountUpdated(update)) = client.next_event().await else { panic!("event lost") };
         assert_eq!(update.generation, 1);
         assert_eq!(client.next_event().await, None, "the event stream ends with the connection");
+        daemon.join();
+    }
+
+    #[tokio::test]
+    async fn store_migrate_sends_the_target_store() {
+        let daemon = FakeDaemon::start(|peer| {
+            let request = peer.read_request();
+            assert_eq!((&request["method"], &request["params"]), (&json!("store/migrate"), &json!({"to":"file"})));
+            peer.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{"from":null,"to":"file","moved":false}}));
+        });
+        let client = AsyncClient::connect(&daemon.path).await.unwrap();
+        let result = client.store_migrate("file").await.unwrap();
+        assert_eq!((result.from, result.to.as_str(), result.moved, result.warning), (None, "file", false, None));
         daemon.join();
     }
 

@@ -24,7 +24,19 @@ pub struct Config {
     pub socket_check_interval: Duration,
     /// How codexd talks to the issuer: refresh, logins, logout.
     pub session: SessionConfig,
+    /// Where managed config is read (`CODEXD_SYSTEM_CONFIG_DIR`, default `/etc/codex`).
+    pub system_config_dir: PathBuf,
+    /// Bound on every keyring call (`CODEXD_KEYRING_TIMEOUT_MS`).
+    pub keyring_timeout: Duration,
+    /// How often the keyring is read for changes other programs made (`CODEXD_KEYRING_POLL_MS`); doubled after
+    /// each failure, up to [`MAX_KEYRING_POLL_INTERVAL`].
+    pub keyring_poll_interval: Duration,
 }
+
+/// Default keyring poll: every 5 s (one D-Bus lookup).
+pub const DEFAULT_KEYRING_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// The keyring poll backs off to at most this while the keyring fails (no unlock prompt every few seconds).
+pub const MAX_KEYRING_POLL_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Settings of the refresh and login machinery (each has an environment variable, see `codexd --help`).
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use crate::config::Config;
 use crate::events::{EncodedLine, Events};
 use crate::oauth::Issuer;
 use crate::refresh::RefreshRecord;
+use crate::settings::{Settings, SettingsSources, StoreMode};
 use crate::state::{Change, CredentialState, Loaded, StoreRead};
+use crate::store::{Backends, Keyring, Store};
 use codexd_proto::methods::{AccountUpdated, LoginCompleted, UpdateReason, notification};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -20,16 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-/// A store operation that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The auth file could not be changed.
-    #[error(transparent)]
-    File(#[from] crate::auth::AuthFileError),
-    /// The blocking task died.
-    #[error("the credential store task failed: {0}")]
-    Task(String),
-}
+pub use crate::store::StoreError;
 
 /// A point-in-time copy of what clients may ask about.
 #[derive(Debug, Clone)]
@@ -62,7 +55,19 @@ impl Drop for CountGuard<'_> {
 pub struct Daemon {
     config: Config,
     started: Instant,
-    pub(crate) auth_file: AuthFile,
+    backends: Backends,
+    /// The configured store; replaced (under `store_io`) when `cli_auth_credentials_store` changes.
+    store: Mutex<Arc<Store>>,
+    /// The configured store's mode, for the keyring poll to wait on.
+    store_mode_tx: watch::Sender<StoreMode>,
+    sources: SettingsSources,
+    /// The last good settings (a file that cannot be used keeps these).
+    settings: Mutex<Arc<Settings>>,
+    /// Serialises config reloads, so that a login that re-reads the config first never stores into a store
+    /// that a reload in progress is replacing.
+    settings_io: tokio::sync::Mutex<()>,
+    /// Why the config files cannot be used right now, if they cannot.
+    config_problem: Mutex<Option<codexd_proto::methods::AuthProblem>>,
     state: Mutex<CredentialState>,
     /// Serialises store I/O; holds the refresh bookkeeping (single flight, backoff).
     pub(crate) store_io: tokio::sync::Mutex<RefreshRecord>,
@@ -82,20 +87,39 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Reads the store once and builds the service.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Daemon>, crate::oauth::ca::CaError> {
-        let auth_file = AuthFile::new(config.codex_home.clone());
+    /// Reads the config files and the store once and builds the service.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Arc<Daemon>, crate::RunError> {
+        let sources = SettingsSources::new(config.codex_home.clone(), config.system_config_dir.clone());
+        let settings = {
+            let sources = sources.clone();
+            tokio::task::spawn_blocking(move || sources.load())
+                .await
+                .map_err(|e| crate::RunError::Task(e.to_string()))??
+        };
         let http = crate::oauth::ca::http_client(config.session.ca_bundle.as_ref(), config.session.http_timeout)?;
         let session = &config.session;
         let issuer = Issuer::new(http, session.http_timeout, session.endpoints.clone(), session.originator.clone());
-        let read = read_store(&auth_file).await;
-        let state = CredentialState::new(read);
+        let backends = Backends {
+            file: AuthFile::new(config.codex_home.clone()),
+            keyring: Keyring::new(&config.codex_home, config.keyring_timeout),
+            memory: crate::store::Memory::default(),
+        };
+        let store = backends.store(settings.store);
+        let read = read_store(&store).await;
+        let state = CredentialState::new(read, settings.policy.clone());
+        tracing::info!(store = %settings.store, "credential store");
         log_loaded("loaded credentials", state.loaded());
         let (generation_tx, _) = watch::channel(state.generation());
         Ok(Arc::new_cyclic(|weak| Daemon {
             config,
             started: Instant::now(),
-            auth_file,
+            backends,
+            store_mode_tx: watch::channel(store.mode()).0,
+            store: Mutex::new(store),
+            sources,
+            settings: Mutex::new(Arc::new(settings)),
+            settings_io: tokio::sync::Mutex::new(()),
+            config_problem: Mutex::new(None),
             state: Mutex::new(state),
             store_io: tokio::sync::Mutex::new(RefreshRecord::default()),
             refresh_attempts: AtomicU64::new(0),
@@ -169,17 +193,19 @@ impl Daemon {
     }
 
     /// Logs out as the Codex CLI does: revokes the refresh token (best effort, at most 10 s), removes the stored
-    /// credentials under the Codex CLI's locks, and tells every subscriber. Logging out when nothing is stored
-    /// changes nothing and tells nobody. A refresh in flight finishes first (its answer is revoked too).
+    /// credentials under the Codex CLI's locks (in `keyring` and `auto` mode from both the keyring and
+    /// `auth.json`), and tells every subscriber. Logging out when nothing is stored changes nothing and tells
+    /// nobody. A refresh in flight finishes first (its answer is revoked too).
     pub async fn logout(&self) -> Result<(), StoreError> {
         let mut record = self.store_io.lock().await;
-        let pending = record.pending_document();
+        let store = self.store();
+        let pending = record.pending_document(&store);
         self.revoke_stored(pending).await;
-        let file = self.auth_file.clone();
-        let removed = run_blocking(move || file.remove()).await?;
-        record.discard_pending();
+        let target = store.clone();
+        let removed = run_blocking(move || target.lock()?.remove()).await?;
+        record.discard_pending(&store);
         if removed {
-            tracing::info!("logged out: auth.json removed");
+            tracing::info!("logged out: stored credentials removed");
         }
         self.apply(StoreRead::Absent, UpdateReason::Logout);
         Ok(())
@@ -188,20 +214,167 @@ impl Daemon {
     /// Stores the credentials of a successful login, replacing what was there, and tells every subscriber.
     pub async fn save_login(&self, doc: AuthDotJson) -> Result<(), StoreError> {
         let mut record = self.store_io.lock().await;
-        let bytes = doc.to_file_bytes();
-        let file = self.auth_file.clone();
-        let written = bytes.clone();
-        run_blocking(move || file.write(&written)).await?;
-        record.discard_pending();
-        tracing::info!("login stored in auth.json");
-        self.apply(StoreRead::Contents(bytes), UpdateReason::Login);
+        let store = self.store();
+        let writer = store.clone();
+        let written = run_blocking(move || writer.lock()?.write(&doc)).await?;
+        record.discard_pending(&store);
+        tracing::info!(location = written.location.as_str(), "login stored");
+        self.apply(StoreRead::Contents(written.contents), UpdateReason::Login);
         Ok(())
     }
 
-    /// Waits until no store operation or refresh is in flight (at shutdown), at most `limit`.
-    pub async fn quiesce(&self, limit: Duration) {
-        if tokio::time::timeout(limit, self.store_io.lock()).await.is_err() {
+    /// The configured store.
+    pub fn store(&self) -> Arc<Store> {
+        lock(&self.store).clone()
+    }
+
+    /// The last good settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        lock(&self.settings).clone()
+    }
+
+    /// Why the config files cannot be used right now, if they cannot.
+    pub fn config_problem(&self) -> Option<codexd_proto::methods::AuthProblem> {
+        lock(&self.config_problem).clone()
+    }
+
+    /// Where settings are read from.
+    pub fn settings_sources(&self) -> &SettingsSources {
+        &self.sources
+    }
+
+    /// Re-reads the config files. A file that cannot be used is reported (`daemon/status`) and the last good
+    /// settings stay; otherwise a new policy is enforced at once and a new store mode is switched to.
+    pub async fn reload_settings(&self) {
+        let _reloading = self.settings_io.lock().await;
+        let sources = self.sources.clone();
+        let loaded = match tokio::task::spawn_blocking(move || sources.load()).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(error = %e, "the config reading task failed");
+                return;
+            }
+        };
+        let settings = match loaded {
+            Ok(settings) => settings,
+            Err(e) => {
+                let message = format!("{e}; codexd keeps the last good configuration");
+                let mut problem = lock(&self.config_problem);
+                if problem.as_ref().is_none_or(|p| p.message != message) {
+                    tracing::error!("{message}");
+                }
+                *problem = Some(codexd_proto::methods::AuthProblem::new("configInvalid", message));
+                return;
+            }
+        };
+        if lock(&self.config_problem).take().is_some() {
+            tracing::info!("the config files are usable again");
+        }
+        // A new store is switched to under `store_io`, with the settings, so that no store operation sees the
+        // new settings with the old store.
+        let mut record = if self.settings().store == settings.store { None } else { Some(self.store_io.lock().await) };
+        let previous = std::mem::replace(&mut *lock(&self.settings), Arc::new(settings.clone()));
+        if let Some(record) = record.as_mut() {
+            self.switch_store(record, settings.store).await;
+        }
+        if previous.policy != settings.policy {
+            tracing::info!("login policy changed");
+            self.apply_policy(settings.policy.clone());
+        }
+    }
+
+    /// Serves from the store of `mode` from now on: the credentials there replace the ones held (reason
+    /// `external`), as the Codex CLI would read them after the change. The caller holds `store_io`.
+    async fn switch_store(&self, record: &mut crate::refresh::RefreshRecord, mode: StoreMode) {
+        if let Err(message) = self.flush_pending(record).await {
+            // Kept, and written to the old store as soon as it lets codexd (`store/migrate` can move it too).
+            tracing::error!("{message}; switching stores anyway and retrying that write to the old store");
+        }
+        let old = self.mode_switched(self.backends.store(mode));
+        tracing::info!(from = %old.mode(), to = %mode, "credential store changed");
+        // What the old store held is not the login any more, even when the new one cannot be read.
+        let read = match read_store(&self.store()).await {
+            StoreRead::Unavailable(problem) => StoreRead::Failed(problem),
+            read => read,
+        };
+        if let Some(change) = self.apply(read, UpdateReason::External) {
+            log_loaded("credentials from the new store", &change.loaded);
+        }
+    }
+
+    /// Records `settings` as the last good ones (a migration changed the store itself).
+    pub(crate) fn adopt_settings(&self, settings: Settings) {
+        *lock(&self.settings) = Arc::new(settings);
+    }
+
+    /// Replaces the configured store (the caller holds `store_io`).
+    pub(crate) fn replace_store(&self, store: Arc<Store>) {
+        self.mode_switched(store);
+    }
+
+    fn mode_switched(&self, store: Arc<Store>) -> Arc<Store> {
+        self.store_mode_tx.send_replace(store.mode());
+        std::mem::replace(&mut *lock(&self.store), store)
+    }
+
+    /// Wakes whenever the configured store's mode changes.
+    pub fn watch_store_mode(&self) -> watch::Receiver<StoreMode> {
+        self.store_mode_tx.subscribe()
+    }
+
+    /// Removes the stored credentials if the policy refused them when the daemon started (a change of the
+    /// store or the policy later does this on its own).
+    pub fn enforce_policy_at_start(&self) {
+        if let Loaded::Unusable(problem) = self.snapshot().loaded
+            && problem.reason == crate::state::POLICY
+        {
+            tracing::warn!("{}", problem.message);
+            let daemon = self.handle();
+            tokio::spawn(async move { daemon.remove_refused().await });
+        }
+    }
+
+    /// The store of `mode` over this daemon's backends.
+    pub(crate) fn store_for(&self, mode: StoreMode) -> Arc<Store> {
+        self.backends.store(mode)
+    }
+
+    /// Applies a new login policy to the held credentials; refused ones are removed.
+    fn apply_policy(&self, policy: crate::policy::LoginPolicy) {
+        let mut state = self.lock_state();
+        if let Some(change) = state.set_policy(policy) {
+            self.publish_change(&change);
+            drop(state);
+            self.after_change(&change);
+        }
+    }
+
+    /// At shutdown: waits until no store operation or refresh is in flight (at most `limit`), then keeps
+    /// `store_io` until exit, so that nothing starts meanwhile. Tokens refreshed but not written yet get one last
+    /// try; in `ephemeral` mode the login ends (its refresh token is revoked).
+    pub async fn finish(&self, limit: Duration) -> Option<tokio::sync::MutexGuard<'_, RefreshRecord>> {
+        let Ok(mut record) = tokio::time::timeout(limit, self.store_io.lock()).await else {
             tracing::warn!("shutting down with a store operation still in progress");
+            return None;
+        };
+        if let Err(message) = self.flush_pending(&mut record).await {
+            tracing::error!("{message}; exiting anyway: the refreshed login is lost and needs a new sign-in");
+        }
+        self.forget_ephemeral(&record).await;
+        Some(record)
+    }
+
+    /// In `ephemeral` mode stopping the daemon is a logout: the refresh token is revoked (best effort, bounded
+    /// like a logout's) and the memory store cleared. Other modes keep their login.
+    async fn forget_ephemeral(&self, record: &crate::refresh::RefreshRecord) {
+        if self.store().mode() != StoreMode::Ephemeral {
+            return;
+        }
+        let pending = record.pending_document(&self.store());
+        self.revoke_stored(pending).await;
+        let store = self.store();
+        if let Ok(true) = run_blocking(move || store.lock()?.remove()).await {
+            tracing::info!("ephemeral store: the login ends with the daemon");
         }
     }
 
@@ -216,8 +389,9 @@ impl Daemon {
         let doc = match pending {
             Some(doc) => doc,
             None => {
-                let file = self.auth_file.clone();
-                let Ok(Some(doc)) = run_blocking(move || file.load()).await else { return };
+                let store = self.store();
+                let Ok(reading) = run_blocking(move || store.read()).await else { return };
+                let Some(doc) = reading.contents.and_then(|bytes| AuthDotJson::parse(&bytes).ok()) else { return };
                 doc
             }
         };
@@ -232,12 +406,72 @@ impl Daemon {
         }
     }
 
-    /// Takes a reading of the store; publishes `account/updated` when it is a change.
+    /// Takes a reading of the store; publishes `account/updated` when it is a change. A keyring that cannot be
+    /// asked right now changes nothing while the state comes from a good reading: usable credentials are served
+    /// on, and a `refreshFailed` or `policy` mark stays.
     pub(crate) fn apply(&self, read: StoreRead, reason: UpdateReason) -> Option<Change> {
         let mut state = self.lock_state();
+        if let StoreRead::Unavailable(problem) = &read
+            && state.holds_a_reading()
+        {
+            tracing::debug!(reason = %problem.reason, "the keyring cannot be read; serving the credentials held");
+            return None;
+        }
         let change = state.observe(read, reason)?;
         self.publish_change(&change);
+        drop(state);
+        self.after_change(&change);
         Some(change)
+    }
+
+    /// Managed policy refused the credentials of `change`: remove them from the store (never revoked, as the
+    /// Codex CLI), in a task of its own since the caller may hold `store_io`.
+    fn after_change(&self, change: &Change) {
+        let Loaded::Unusable(problem) = &change.loaded else { return };
+        if !change.refused_by_policy() {
+            return;
+        }
+        tracing::warn!("{}", problem.message);
+        let daemon = self.handle();
+        tokio::spawn(async move { daemon.remove_refused().await });
+    }
+
+    /// Removes credentials the policy refused, if the store still holds them (re-read under `auth.lock`) and the
+    /// policy still refuses them.
+    async fn remove_refused(&self) {
+        let mut record = self.store_io.lock().await;
+        if !self.snapshot().loaded.is_policy_refusal() {
+            return;
+        }
+        let store = self.store();
+        let to_lock = store.clone();
+        let locked = match run_blocking(move || to_lock.lock()).await {
+            Ok(locked) => Arc::new(locked),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot remove the credentials the login policy refuses");
+                return;
+            }
+        };
+        // Tokens refreshed but not written yet are the refused login's: the stored document is its older copy.
+        let pending_base = record.pending_write_base(&store);
+        let reader = locked.clone();
+        let read = match read_with(move || reader.read()).await {
+            StoreRead::Contents(bytes) if pending_base.as_ref() == Some(&bytes) => None,
+            read => Some(read),
+        };
+        if let Some(read) = read
+            && (self.apply(read, UpdateReason::External).is_some() || !self.snapshot().loaded.is_policy_refusal())
+        {
+            return;
+        }
+        record.discard_pending(&store);
+        match run_blocking(move || locked.remove()).await {
+            Ok(_) => {
+                tracing::info!("removed the credentials the login policy refuses (not revoked)");
+                self.apply(StoreRead::Absent, UpdateReason::Policy);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot remove the credentials the login policy refuses"),
+        }
     }
 
     /// Marks the credentials unusable after a permanent refresh failure; publishes `account/updated`.
@@ -287,33 +521,37 @@ fn count(counter: &AtomicU64) -> CountGuard<'_> {
     CountGuard(counter)
 }
 
-pub(crate) async fn read_store(file: &AuthFile) -> StoreRead {
-    let file = file.clone();
-    read_with(move || file.read()).await
+pub(crate) async fn read_store(store: &Arc<Store>) -> StoreRead {
+    let store = store.clone();
+    read_with(move || store.read()).await
 }
 
 /// Runs one reading of the store (plain, or under `auth.lock`) on the blocking pool, as a [`StoreRead`].
 pub(crate) async fn read_with(
-    read: impl FnOnce() -> Result<Option<Vec<u8>>, crate::auth::AuthFileError> + Send + 'static,
+    read: impl FnOnce() -> Result<crate::store::Reading, StoreError> + Send + 'static,
 ) -> StoreRead {
     match run_blocking(read).await {
-        Ok(Some(bytes)) => StoreRead::Contents(bytes),
-        Ok(None) => StoreRead::Absent,
+        Ok(reading) => match reading.contents {
+            Some(bytes) => StoreRead::Contents(bytes),
+            None => StoreRead::Absent,
+        },
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the credential store");
-            StoreRead::Failed(e.to_string())
+            let problem = codexd_proto::methods::AuthProblem::new(e.reason(), e.to_string());
+            if e.is_keyring() { StoreRead::Unavailable(problem) } else { StoreRead::Failed(problem) }
         }
     }
 }
 
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::auth::AuthFileError> + Send + 'static,
+pub(crate) async fn run_blocking<T: Send + 'static, E: Into<StoreError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, StoreError> {
-    // No outer timeout: `AuthFile` bounds its own lock waits (10 s + 2 s), and giving up on a blocking task that
-    // goes on running would release `store_io` while the file is still being changed.
+    // No outer timeout: `AuthFile` bounds its own lock waits (10 s + 2 s) and every keyring call has its own
+    // deadline; giving up on a blocking task that goes on running would release `store_io` while the store is
+    // still being changed.
     match tokio::task::spawn_blocking(f).await {
         Err(join) => Err(StoreError::Task(join.to_string())),
-        Ok(result) => Ok(result?),
+        Ok(result) => result.map_err(Into::into),
     }
 }
 

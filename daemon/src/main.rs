@@ -39,13 +39,25 @@ Environment:
   CODEXD_LOGIN_TIMEOUT_SECS  a browser login not completed by then fails (default 600)
   CODEXD_DEVICE_CODE_TIMEOUT_SECS
                              device-code polling gives up after this (default 900)
+  CODEXD_SYSTEM_CONFIG_DIR   managed config: requirements.toml, managed_config.toml, config.toml (default
+                             /etc/codex); read with $CODEX_HOME/config.toml, as the Codex CLI does
+  CODEXD_KEYRING_TIMEOUT_MS  bound on every OS keyring call (default 10000); a keyring that does not answer
+                             (an unlock prompt) never stops codexd serving the credentials it holds
+  CODEXD_KEYRING_POLL_MS     how often the keyring is read for changes by other programs (default 5000;
+                             backs off to 5 minutes while it fails)
+
+Credential store: cli_auth_credentials_store in config.toml (file, keyring, auto or ephemeral), as the Codex
+CLI. config.toml and the managed files are watched: a change of store or policy takes effect at once; a file
+that cannot be used is reported (codexctl status) and the last good configuration kept. At startup it stops
+codexd (exit 1) with the file and the key. In ephemeral mode stopping codexd is a logout (the refresh token is
+revoked).
 
 Under systemd, codexd serves the socket passed by codexd.socket (LISTEN_FDS, socket activation) instead of
 binding one, and reports READY=1 and STOPPING=1 (NOTIFY_SOCKET, Type=notify).
 
 Stop it with SIGTERM, SIGINT or `codexctl stop`: every subscriber is told (daemon/shuttingDown), a refresh on
 the wire is finished, the socket is removed (unless systemd passed it), and codexd exits 0. It exits 1 when it
-cannot start (a missing CODEX_HOME, an unusable CA bundle or setting, the socket in use) and 2 on a usage
+cannot start (a missing CODEX_HOME, an unusable CA bundle, setting or config file, the socket in use) and 2 on a usage
 error."
 )]
 struct Args {
@@ -134,7 +146,24 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
         env_number("CODEXD_SOCKET_CHECK_MS", DAY_SECS * 1000, "milliseconds, 1 to 86400000 (a day)")?
             .map_or(codexd::ipc::keeper::DEFAULT_CHECK_INTERVAL, |ms| Duration::from_millis(ms.max(1)));
     let session = resolve_session(&issuer)?;
-    Ok(Config { socket, codex_home, issuer, client_write_timeout, socket_check_interval, session })
+    let system_config_dir = env("CODEXD_SYSTEM_CONFIG_DIR")
+        .map_or_else(|| PathBuf::from(codexd::settings::DEFAULT_SYSTEM_CONFIG_DIR), PathBuf::from);
+    let keyring_timeout = env_number("CODEXD_KEYRING_TIMEOUT_MS", 600_000, "milliseconds, 1 to 600000 (10 minutes)")?
+        .map_or(codexd::store::keyring::DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.max(1)));
+    let keyring_poll_interval =
+        env_number("CODEXD_KEYRING_POLL_MS", DAY_SECS * 1000, "milliseconds, 1 to 86400000 (a day)")?
+            .map_or(config::DEFAULT_KEYRING_POLL_INTERVAL, |ms| Duration::from_millis(ms.max(1)));
+    Ok(Config {
+        socket,
+        codex_home,
+        issuer,
+        client_write_timeout,
+        socket_check_interval,
+        session,
+        system_config_dir,
+        keyring_timeout,
+        keyring_poll_interval,
+    })
 }
 
 fn env_string(name: &str) -> Option<String> {

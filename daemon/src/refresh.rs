@@ -17,11 +17,12 @@
 //! - [`spawn_scheduler`] refreshes proactively, `margin` before `exp` (clamped to half the token's lifetime),
 //!   or 7 days after `last_refresh` when the token has no readable `exp`.
 
-use crate::auth::{AuthDotJson, Credentials, StoreLock};
+use crate::auth::{AuthDotJson, Credentials};
 use crate::daemon::{Daemon, lock, read_with, run_blocking};
 use crate::oauth::RefreshReason;
 use crate::oauth::error::refresh_failed_message;
 use crate::state::{Loaded, StoreRead};
+use crate::store::Locked;
 use chrono::{DateTime, TimeDelta, Utc};
 use codexd_proto::methods::{AuthMode, AuthProblem, UpdateReason};
 use rand::Rng as _;
@@ -80,24 +81,46 @@ pub struct RefreshRecord {
     redeemed: VecDeque<[u8; 32]>,
 }
 
-/// Refreshed tokens that could not be written yet: `new` replaces the file only while it still holds `base`.
+/// Refreshed tokens that could not be written yet: `new` replaces the stored document only while the store
+/// still holds `base`.
+/// They belong to the store they were refreshed from, and are written there even after the configuration
+/// switched to another store.
 #[derive(Debug)]
 struct PendingWrite {
     base: Vec<u8>,
-    new: Vec<u8>,
+    new: AuthDotJson,
+    store: Arc<crate::store::Store>,
 }
 
 impl RefreshRecord {
-    /// The document held in memory because it could not be written, if any (logout revokes its token).
-    pub fn pending_document(&self) -> Option<AuthDotJson> {
-        self.pending_write.as_ref().and_then(|p| AuthDotJson::parse(&p.new).ok())
+    /// The document held in memory for the store `current` because it could not be written, if any (logout
+    /// revokes its token; a migration moves it).
+    pub fn pending_document(&self, current: &crate::store::Store) -> Option<AuthDotJson> {
+        self.pending_write.as_ref().filter(|p| p.store.mode() == current.mode()).map(|p| p.new.clone())
     }
 
-    /// Forgets tokens not yet written (a logout or a login replaces them).
-    pub fn discard_pending(&mut self) {
-        if self.pending_write.take().is_some() {
+    /// Forgets tokens not yet written to the store `current` (a logout or a login there replaces them; tokens of
+    /// another store are kept).
+    pub fn discard_pending(&mut self, current: &crate::store::Store) {
+        if self.pending_write.as_ref().is_some_and(|p| p.store.mode() == current.mode()) {
+            self.pending_write = None;
             tracing::warn!("dropping refreshed tokens that were never written: the store is being replaced");
         }
+    }
+
+    /// Forgets tokens not yet written because they are stored elsewhere now (a migration moved them).
+    pub fn forget_pending(&mut self) {
+        self.pending_write = None;
+    }
+
+    /// What the store held when tokens now waiting to be written to `current` were refreshed.
+    pub(crate) fn pending_write_base(&self, current: &crate::store::Store) -> Option<Vec<u8>> {
+        self.pending_write.as_ref().filter(|p| p.store.mode() == current.mode()).map(|p| p.base.clone())
+    }
+
+    /// Whether tokens wait to be written to the store of `mode`.
+    fn pending_for(&self, mode: crate::settings::StoreMode) -> bool {
+        self.pending_write.as_ref().is_some_and(|p| p.store.mode() == mode)
     }
 
     fn remember_redeemed(&mut self, refresh_token: &str) {
@@ -156,7 +179,7 @@ impl Daemon {
             Ok(()) => self.refresh_locked(&mut record, reason).await,
         };
         let session = &self.config().session;
-        if matches!(outcome, RefreshOutcome::Unavailable(_)) || record.pending_write.is_some() {
+        if matches!(outcome, RefreshOutcome::Unavailable(_)) || record.pending_for(self.store().mode()) {
             let delay = record.note_transient(session.backoff_min, session.backoff_max);
             tracing::warn!(
                 retry_in_ms = delay.as_millis() as u64,
@@ -188,25 +211,33 @@ impl Daemon {
         (record.pending_write.is_some(), record.retry_not_before)
     }
 
-    /// Writes tokens held in memory, if any, and only over the file they were refreshed from; if another
-    /// program replaced it meanwhile, its contents win. The caller holds `store_io`.
+    /// Writes tokens held in memory, if any, to the store they were refreshed from, and only over what they were
+    /// refreshed from; if another program replaced it meanwhile, its contents win. Tokens of a store the
+    /// configuration has switched away from are retried without holding up the current store (their failure is
+    /// logged, not returned). The caller holds `store_io`.
     pub(crate) async fn flush_pending(&self, record: &mut RefreshRecord) -> Result<(), String> {
         let Some(pending) = &record.pending_write else { return Ok(()) };
-        let (base, new) = (pending.base.clone(), pending.new.clone());
-        let file = self.auth_file.clone();
-        match run_blocking(move || file.lock_store()?.replace_if_unchanged(&base, &new)).await {
-            Ok(true) => {
-                tracing::info!("refreshed tokens written to auth.json");
+        let (base, new, store) = (pending.base.clone(), pending.new.clone(), pending.store.clone());
+        let current = store.mode() == self.store().mode();
+        match run_blocking(move || store.lock()?.replace_if_unchanged(&base, &new)).await {
+            Ok(Some(written)) => {
+                tracing::info!(location = written.location.as_str(), "refreshed tokens written");
                 record.pending_write = None;
                 Ok(())
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::warn!(
-                    "another program replaced auth.json before codexd could write its refreshed tokens; taking its contents"
+                    "another program replaced the stored login before codexd could write its refreshed tokens; taking its contents"
                 );
                 record.pending_write = None;
-                let read = crate::daemon::read_store(&self.auth_file).await;
-                self.apply(read, UpdateReason::External);
+                if current {
+                    let read = crate::daemon::read_store(&self.store()).await;
+                    self.apply(read, UpdateReason::External);
+                }
+                Ok(())
+            }
+            Err(e) if !current => {
+                tracing::error!(error = %e, "refreshed tokens of the previous store still cannot be written there");
                 Ok(())
             }
             Err(e) => Err(format!("the refreshed tokens are served but cannot be written yet: {e}")),
@@ -219,7 +250,7 @@ impl Daemon {
             Loaded::LoggedIn(c) if c.mode == AuthMode::Chatgpt => {}
             Loaded::Unusable(problem) if problem.reason == REFRESH_FAILED => {
                 // No request with a dead token, but the store may have changed unnoticed (a missed event).
-                let read = crate::daemon::read_store(&self.auth_file).await;
+                let read = crate::daemon::read_store(&self.store()).await;
                 if self.apply(read, UpdateReason::External).is_some() {
                     return RefreshOutcome::Adopted;
                 }
@@ -227,13 +258,16 @@ impl Daemon {
             }
             _ => return RefreshOutcome::NotRefreshable,
         }
-        let file = self.auth_file.clone();
-        let store_lock = match run_blocking(move || file.lock_store()).await {
+        let store = self.store();
+        let store_lock = match run_blocking(move || store.lock()).await {
             Ok(store_lock) => Arc::new(store_lock),
             Err(e) => return RefreshOutcome::Unavailable(format!("cannot lock the credential store: {e}")),
         };
         // Another program may have rotated the tokens before we got the lock: adopt theirs.
         let read = read_locked(&store_lock).await;
+        if let StoreRead::Unavailable(problem) = &read {
+            return RefreshOutcome::Unavailable(problem.message.clone());
+        }
         let base = match &read {
             StoreRead::Contents(bytes) => Some(bytes.clone()),
             _ => None,
@@ -274,16 +308,15 @@ impl Daemon {
                     stored.refresh_token = refresh_token;
                 }
                 doc.last_refresh = Some(Utc::now());
-                let new = doc.to_file_bytes();
-                let (writer, expected, written) = (store_lock.clone(), base.clone(), new.clone());
-                match run_blocking(move || writer.replace_if_unchanged(&expected, &written)).await {
-                    Ok(true) => {
+                let (writer, expected, new) = (store_lock.clone(), base.clone(), doc.clone());
+                match run_blocking(move || writer.replace_if_unchanged(&expected, &new)).await {
+                    Ok(Some(written)) => {
                         drop(store_lock);
-                        self.apply(StoreRead::Contents(new), UpdateReason::Refresh);
+                        self.apply(StoreRead::Contents(written.contents), UpdateReason::Refresh);
                         tracing::info!("access token refreshed");
                         RefreshOutcome::Refreshed
                     }
-                    Ok(false) => {
+                    Ok(None) => {
                         // A program that ignores auth.lock replaced the file during the request (an account
                         // switcher, an old Codex): its login wins over the refreshed old one.
                         tracing::warn!(
@@ -297,10 +330,11 @@ impl Daemon {
                     Err(e) => {
                         // The rotated refresh token exists only here now: serve it, and write it as soon as
                         // the store lets us (never redeem the old one again).
+                        let store = store_lock.store().clone();
                         drop(store_lock);
                         tracing::error!(error = %e, "refreshed, but cannot write the new tokens yet; serving them from memory");
-                        record.pending_write = Some(PendingWrite { base, new: new.clone() });
-                        self.apply(StoreRead::Contents(new), UpdateReason::Refresh);
+                        self.apply(StoreRead::Contents(doc.to_compact_bytes()), UpdateReason::Refresh);
+                        record.pending_write = Some(PendingWrite { base, new: doc, store });
                         RefreshOutcome::Refreshed
                     }
                 }
@@ -320,8 +354,8 @@ impl Daemon {
     async fn permanent_failure(&self, code: Option<String>, detail: &str) -> RefreshOutcome {
         for grace in [Duration::ZERO, PERMANENT_FAILURE_GRACE] {
             tokio::time::sleep(grace).await;
-            let file = self.auth_file.clone();
-            let read = read_with(move || file.lock_store()?.read()).await;
+            let store = self.store();
+            let read = read_with(move || store.lock()?.read()).await;
             if self.apply(read, UpdateReason::External).is_some() {
                 tracing::info!(
                     "the refresh token was refused, but another program has stored new credentials: adopted"
@@ -366,25 +400,32 @@ impl Daemon {
         false
     }
 
+    /// The keyring poll: re-reads the store, unless a store operation is running (which reads it anyway).
+    pub async fn poll_store(&self) {
+        if self.store_io.try_lock().is_err() {
+            return;
+        }
+        self.reload_external().await;
+    }
+
     /// Re-reads the store after another program may have changed it, and tells subscribers when it did.
     /// Tokens held in memory are written first (or given up for the other program's file).
     pub async fn reload_external(&self) {
         let mut record = self.store_io.lock().await;
-        if record.pending_write.is_some() {
-            if let Err(message) = self.flush_pending(&mut record).await {
-                tracing::warn!("{message}");
-            }
+        if let Err(message) = self.flush_pending(&mut record).await {
+            // The store still holds the old tokens: reading it would replace the new ones.
+            tracing::warn!("{message}");
             return;
         }
         tracing::debug!("re-reading the credential store");
-        let read = crate::daemon::read_store(&self.auth_file).await;
+        let read = crate::daemon::read_store(&self.store()).await;
         if let Some(change) = self.apply(read, UpdateReason::External) {
             crate::daemon::log_loaded("credentials changed by another program", &change.loaded);
         }
     }
 }
 
-async fn read_locked(store_lock: &Arc<StoreLock>) -> StoreRead {
+async fn read_locked(store_lock: &Arc<Locked>) -> StoreRead {
     let reader = store_lock.clone();
     read_with(move || reader.read()).await
 }

@@ -1,18 +1,25 @@
-//! The credential state: what the store held when it was last read, and the generation counter. Pure, no I/O.
+//! The credential state: what the store held when it was last read, what the login policy makes of it, and the
+//! generation counter. Pure, no I/O.
 
 use crate::auth::{AuthDotJson, AuthFileError, Credentials};
+use crate::policy::LoginPolicy;
 use codexd_proto::methods::{AuthProblem, UpdateReason};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// The `reason` of an [`AuthProblem`] when managed policy refused the stored credentials.
+pub const POLICY: &str = "policy";
+
 /// What reading the store gave. `Debug` never shows the contents (they hold the tokens).
 pub enum StoreRead {
-    /// There is no `auth.json`.
+    /// Nothing is stored.
     Absent,
-    /// The raw contents of `auth.json`.
+    /// The raw stored document.
     Contents(Vec<u8>),
-    /// The file could not be read (permissions, I/O); the message names the path, never the contents.
-    Failed(String),
+    /// The store could not be read (permissions, I/O); the message names the path, never the contents.
+    Failed(AuthProblem),
+    /// The keyring could not be asked (unreachable, locked, slow): what the daemon holds is still served.
+    Unavailable(AuthProblem),
 }
 
 impl std::fmt::Debug for StoreRead {
@@ -20,7 +27,8 @@ impl std::fmt::Debug for StoreRead {
         match self {
             StoreRead::Absent => f.write_str("Absent"),
             StoreRead::Contents(bytes) => write!(f, "Contents({} bytes)", bytes.len()),
-            StoreRead::Failed(message) => f.debug_tuple("Failed").field(message).finish(),
+            StoreRead::Failed(problem) => f.debug_tuple("Failed").field(problem).finish(),
+            StoreRead::Unavailable(problem) => f.debug_tuple("Unavailable").field(problem).finish(),
         }
     }
 }
@@ -32,11 +40,20 @@ pub enum Loaded {
     LoggedOut,
     /// Usable credentials.
     LoggedIn(Arc<Credentials>),
-    /// Something is stored but cannot be used; the file is left as it is.
+    /// Something is stored but cannot be used (or policy removed it); the store is left as it is.
     Unusable(AuthProblem),
 }
 
-/// Identity of one reading of the store, to tell a real change from an echo of the same contents.
+impl Loaded {
+    /// Whether this is the mark left by managed policy.
+    pub fn is_policy_refusal(&self) -> bool {
+        matches!(self, Loaded::Unusable(problem) if problem.reason == POLICY)
+    }
+}
+
+/// Identity of one reading of the store, to tell a real change from an echo of the same contents. A document
+/// is identified by its canonical (compact) form, so the same login read from `auth.json` or the keyring is
+/// the same login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fingerprint {
     Absent,
@@ -55,24 +72,41 @@ pub struct Change {
     pub loaded: Loaded,
 }
 
+impl Change {
+    /// Whether the change is managed policy refusing stored credentials (which must then be removed).
+    pub fn refused_by_policy(&self) -> bool {
+        self.loaded.is_policy_refusal()
+    }
+}
+
 /// The one owner of the credential state (kept behind the daemon's mutex).
 #[derive(Debug)]
 pub struct CredentialState {
     generation: u64,
     fingerprint: Fingerprint,
+    /// What the store holds, as read (before the policy and refresh failures are applied).
+    stored: Loaded,
+    /// What is served.
     loaded: Loaded,
+    policy: LoginPolicy,
 }
 
 impl CredentialState {
     /// The state after the first reading at startup, generation 0.
-    pub fn new(read: StoreRead) -> Self {
-        let (fingerprint, loaded) = interpret(read);
-        Self { generation: 0, fingerprint, loaded }
+    pub fn new(read: StoreRead, policy: LoginPolicy) -> Self {
+        let (fingerprint, stored) = interpret(read);
+        let loaded = judge(&stored, &policy);
+        Self { generation: 0, fingerprint, stored, loaded, policy }
     }
 
     /// The current generation.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the state comes from a successful reading of the store (not from a failure to read it).
+    pub fn holds_a_reading(&self) -> bool {
+        !matches!(self.fingerprint, Fingerprint::Failed(_))
     }
 
     /// The current credentials, or why there are none.
@@ -88,33 +122,79 @@ impl CredentialState {
             return None;
         }
         self.loaded = Loaded::Unusable(problem);
-        self.generation += 1;
-        Some(Change { generation: self.generation, reason: UpdateReason::RefreshFailed, loaded: self.loaded.clone() })
+        Some(self.bump(UpdateReason::RefreshFailed))
     }
 
     /// Takes a new reading of the store. Identical contents are no change (this is what keeps the daemon's
-    /// own writes from echoing back as external changes); anything else bumps the generation.
+    /// own writes from echoing back as external changes); anything else bumps the generation. Credentials the
+    /// policy refuses are served as [`POLICY`] problems, with reason `policy`; their removal that follows is no
+    /// change: the mark stays until something else is stored.
     pub fn observe(&mut self, read: StoreRead, reason: UpdateReason) -> Option<Change> {
-        let (fingerprint, loaded) = interpret(read);
+        let (fingerprint, stored) = interpret(read);
         if fingerprint == self.fingerprint {
             return None;
         }
         self.fingerprint = fingerprint;
-        self.loaded = loaded;
+        if matches!(stored, Loaded::LoggedOut) && self.loaded.is_policy_refusal() {
+            self.stored = stored;
+            return None;
+        }
+        self.stored = stored;
+        self.loaded = judge(&self.stored, &self.policy);
+        let reason = if self.loaded.is_policy_refusal() { UpdateReason::Policy } else { reason };
+        Some(self.bump(reason))
+    }
+
+    /// Applies a new login policy to what is stored: credentials it refuses are marked (reason `policy`);
+    /// credentials a relaxed policy allows again (not yet removed) are served again.
+    pub fn set_policy(&mut self, policy: LoginPolicy) -> Option<Change> {
+        self.policy = policy;
+        let Loaded::LoggedIn(_) = &self.stored else { return None };
+        let judged = judge(&self.stored, &self.policy);
+        let changed = match (&self.loaded, &judged) {
+            (Loaded::Unusable(now), Loaded::Unusable(new)) => now.reason == POLICY && now != new,
+            // A refresh failure stays marked unless the policy refuses the credentials.
+            (Loaded::Unusable(now), Loaded::LoggedIn(_)) => now.reason == POLICY,
+            (Loaded::LoggedIn(_), Loaded::Unusable(_)) => true,
+            _ => false,
+        };
+        if !changed {
+            return None;
+        }
+        self.loaded = judged;
+        Some(self.bump(UpdateReason::Policy))
+    }
+
+    fn bump(&mut self, reason: UpdateReason) -> Change {
         self.generation += 1;
-        Some(Change { generation: self.generation, reason, loaded: self.loaded.clone() })
+        Change { generation: self.generation, reason, loaded: self.loaded.clone() }
+    }
+}
+
+/// What is served for `stored` under `policy`.
+fn judge(stored: &Loaded, policy: &LoginPolicy) -> Loaded {
+    match stored {
+        Loaded::LoggedIn(c) => match policy.check_stored(c.mode, c.account_id.as_deref()) {
+            Ok(()) => stored.clone(),
+            Err(message) => Loaded::Unusable(AuthProblem::new(POLICY, message)),
+        },
+        other => other.clone(),
     }
 }
 
 fn interpret(read: StoreRead) -> (Fingerprint, Loaded) {
     match read {
         StoreRead::Absent => (Fingerprint::Absent, Loaded::LoggedOut),
-        StoreRead::Failed(message) => {
-            (Fingerprint::Failed(message.clone()), Loaded::Unusable(AuthProblem::new("authFileUnreadable", message)))
+        StoreRead::Failed(problem) | StoreRead::Unavailable(problem) => {
+            (Fingerprint::Failed(problem.message.clone()), Loaded::Unusable(problem))
         }
         StoreRead::Contents(bytes) => {
-            let fingerprint = Fingerprint::Sha256(Sha256::digest(&bytes).into());
-            let loaded = match AuthDotJson::parse(&bytes).and_then(|doc| Credentials::from_dotjson(&doc)) {
+            let parsed = AuthDotJson::parse(&bytes);
+            let canonical = match &parsed {
+                Ok(doc) => Sha256::digest(doc.to_compact_bytes()),
+                Err(_) => Sha256::digest(&bytes),
+            };
+            let loaded = match parsed.and_then(|doc| Credentials::from_dotjson(&doc)) {
                 Ok(credentials) => Loaded::LoggedIn(Arc::new(credentials)),
                 Err(AuthFileError::NoCredentials) => Loaded::LoggedOut,
                 Err(e) => Loaded::Unusable(AuthProblem::new(
@@ -124,7 +204,7 @@ fn interpret(read: StoreRead) -> (Fingerprint, Loaded) {
                     ),
                 )),
             };
-            (fingerprint, loaded)
+            (Fingerprint::Sha256(canonical.into()), loaded)
         }
     }
 }
@@ -142,7 +222,7 @@ mod tests {
 
     #[test]
     fn identical_contents_are_not_a_change() {
-        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()));
+        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()), LoginPolicy::default());
         assert_eq!(state.generation(), 0);
         assert!(matches!(state.loaded(), Loaded::LoggedIn(_)));
         assert!(state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).is_none());
@@ -151,7 +231,7 @@ mod tests {
 
     #[test]
     fn every_real_change_bumps_the_generation_once() {
-        let mut state = CredentialState::new(StoreRead::Absent);
+        let mut state = CredentialState::new(StoreRead::Absent, LoginPolicy::default());
         let login = state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).unwrap();
         assert_eq!(login.generation, 1);
         let logout = state.observe(StoreRead::Absent, UpdateReason::Logout).unwrap();
@@ -162,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_refresh_failure_lasts_until_the_store_changes() {
-        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()));
+        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()), LoginPolicy::default());
         let failed = state.fail_refresh(AuthProblem::new("refreshFailed", "sign in again")).unwrap();
         assert_eq!((failed.generation, failed.reason), (1, UpdateReason::RefreshFailed));
         assert!(state.fail_refresh(AuthProblem::new("refreshFailed", "again")).is_none());
@@ -175,12 +255,55 @@ mod tests {
 
     #[test]
     fn corrupt_contents_are_unusable_and_never_quoted() {
-        let mut state = CredentialState::new(StoreRead::Absent);
+        let mut state = CredentialState::new(StoreRead::Absent, LoginPolicy::default());
         let change = state
             .observe(StoreRead::Contents(b"{\"OPENAI_API_KEY\": \"sk-leak-me".to_vec()), UpdateReason::External)
             .unwrap();
         let Loaded::Unusable(problem) = change.loaded else { panic!("expected unusable") };
         assert_eq!(problem.reason, "authFileCorrupt");
         assert!(!problem.message.contains("sk-leak-me"), "{}", problem.message);
+    }
+
+    fn chatgpt_only() -> LoginPolicy {
+        LoginPolicy { forced_login_method: Some(codexd_proto::methods::AuthMode::Chatgpt), ..LoginPolicy::default() }
+    }
+
+    #[test]
+    fn credentials_the_policy_refuses_are_served_as_a_policy_problem_until_something_else_is_stored() {
+        let mut state = CredentialState::new(StoreRead::Absent, chatgpt_only());
+        let refused = state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).unwrap();
+        assert_eq!(refused.reason, UpdateReason::Policy);
+        assert!(refused.refused_by_policy());
+        let Loaded::Unusable(problem) = &refused.loaded else { panic!("expected a policy problem") };
+        assert_eq!(problem.message, "ChatGPT login is required, but an API key is currently being used. Logging out.");
+        // The daemon removes them: no second notification, and the reason stays visible.
+        assert!(state.observe(StoreRead::Absent, UpdateReason::Policy).is_none());
+        assert!(state.loaded().is_policy_refusal());
+        // The same key stored again is refused again.
+        let again = state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::Login).unwrap();
+        assert_eq!((again.reason, again.generation), (UpdateReason::Policy, 2));
+    }
+
+    #[test]
+    fn a_policy_change_marks_and_unmarks_stored_credentials_once() {
+        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()), LoginPolicy::default());
+        assert!(matches!(state.loaded(), Loaded::LoggedIn(_)));
+        let marked = state.set_policy(chatgpt_only()).unwrap();
+        assert_eq!((marked.reason, marked.generation), (UpdateReason::Policy, 1));
+        assert!(state.set_policy(chatgpt_only()).is_none());
+        let relaxed = state.set_policy(LoginPolicy::default()).unwrap();
+        assert!(matches!(relaxed.loaded, Loaded::LoggedIn(_)));
+        // A refresh failure is not undone by a policy change.
+        state.fail_refresh(AuthProblem::new("refreshFailed", "sign in again")).unwrap();
+        assert!(state.set_policy(LoginPolicy::default()).is_none());
+        assert!(matches!(state.loaded(), Loaded::Unusable(p) if p.reason == "refreshFailed"));
+    }
+
+    #[test]
+    fn the_same_document_in_another_format_is_the_same_login() {
+        let compact = AuthDotJson::parse(APIKEY).unwrap().to_compact_bytes();
+        assert_ne!(compact, APIKEY);
+        let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()), LoginPolicy::default());
+        assert!(state.observe(StoreRead::Contents(compact), UpdateReason::External).is_none());
     }
 }

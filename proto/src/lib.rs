@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Methods ([`methods::method`]): `initialize`, `getAuthStatus`, `account/read`, `account/login/start`,
-//! `account/login/cancel`, `account/logout`, `daemon/status`, `daemon/shutdown`. `initialize` with a
+//! `account/login/cancel`, `account/logout`, `daemon/status`, `daemon/shutdown`, and `store/migrate {to}`, which
+//! moves the login to the `keyring` or `file` store without logging out. `initialize` with a
 //! `protocolVersion` newer than [`methods::PROTOCOL_VERSION`] is refused with `-32600`
 //! (`data.reason = "protocolVersionUnsupported"`).
 //!

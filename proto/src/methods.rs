@@ -27,6 +27,8 @@ pub mod method {
     pub const DAEMON_STATUS: &str = "daemon/status";
     /// Asks the daemon to shut down.
     pub const DAEMON_SHUTDOWN: &str = "daemon/shutdown";
+    /// Moves the stored login to another credential store (codexd extension).
+    pub const STORE_MIGRATE: &str = "store/migrate";
 }
 
 /// Notification names the daemon sends.
@@ -260,8 +262,23 @@ pub struct DaemonStatusResult {
     pub pid: u32,
     /// Seconds since the daemon started.
     pub uptime_seconds: u64,
-    /// The credential store in use: `file` (more with later versions).
+    /// The credential store configured (`cli_auth_credentials_store`): `file`, `keyring`, `auto` or `ephemeral`.
     pub store: String,
+    /// Where the current credentials live: `file` (auth.json), `keyring` or `memory`; `null` when nothing is
+    /// stored (or the store cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_location: Option<String>,
+    /// What is wrong with the store, when something is: the keyring is unreachable, locked or slow
+    /// (`keyringUnavailable`, `keyringLocked`, `keyringTimeout`, `keyringError`), or `auto` fell back to the
+    /// plaintext file (`plaintextFallback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_problem: Option<AuthProblem>,
+    /// A config file that cannot be used (`configInvalid`): codexd keeps the last good configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_problem: Option<AuthProblem>,
+    /// The login restrictions in force, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_policy: Option<LoginPolicyStatus>,
     /// The credential home.
     pub codex_home: String,
     /// The socket the daemon listens on.
@@ -280,6 +297,39 @@ pub struct DaemonStatusResult {
     pub next_refresh: Option<String>,
     /// Why the stored credentials cannot be used, when they cannot.
     pub auth_error: Option<AuthProblem>,
+}
+
+/// The login restrictions in force (managed policy and `config.toml`), in `daemon/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginPolicyStatus {
+    /// The only login methods allowed; `null` when any is.
+    pub allowed_methods: Option<Vec<AuthMode>>,
+    /// The only ChatGPT workspaces allowed; `null` when any is.
+    pub allowed_workspaces: Option<Vec<String>>,
+}
+
+/// Params of `store/migrate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreMigrateParams {
+    /// The store to move the login to: `keyring` or `file`.
+    pub to: String,
+}
+
+/// Result of `store/migrate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreMigrateResult {
+    /// The store the login was in (`file`, `keyring`, `memory`), `null` when nothing was stored.
+    pub from: Option<String>,
+    /// The store now configured.
+    pub to: String,
+    /// Whether credentials were moved (false when there were none, or they were there already).
+    pub moved: bool,
+    /// Something the user should know although the move succeeded (the old copy could not be removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Why the credentials changed, in `account/updated`.

@@ -5,6 +5,7 @@
 //! Every daemon started here runs in a [`Sandbox`], whose drop kills it (found by its command line in `/proc`).
 
 use codexd_e2e::autostart::{Sandbox, codexd_pids, process_alive, process_group};
+use codexd_e2e::text;
 use codexd_e2e::{AuthFixture, Spawned, apikey_auth_json, chatgpt_auth_json, wait_until};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -15,10 +16,6 @@ use std::process::Output;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("codexctl wrote something that is not UTF-8")
-}
 
 fn assert_exit(out: &Output, code: i32, what: &str) {
     assert_eq!(

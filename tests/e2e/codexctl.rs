@@ -1,5 +1,6 @@
 //! `codexctl` against a real daemon: its output, exit codes and messages.
 
+use codexd_e2e::text;
 use codexd_e2e::{
     AuthFixture, SECRET_MARK, TestDaemon, apikey_auth_json, bin_path, chatgpt_auth_json, clean_command,
     run_with_deadline, wait_until, write_atomically,
@@ -9,10 +10,6 @@ use std::process::Output;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("codexctl wrote something that is not UTF-8")
-}
 
 /// Asserts the exit code, an empty stdout, and exactly one stderr line starting with `codexctl: `.
 fn assert_one_message(out: &Output, code: i32) -> String {

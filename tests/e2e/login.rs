@@ -6,6 +6,7 @@ use codexd_e2e::logins::{
     LOGIN_DEADLINE, click_through, form_decode, is_base64url, jwt_payload, keys, mode, param, query_params,
     read_auth_json, start_browser_login, visit, wait_login_completed, wait_login_failed, write_config,
 };
+use codexd_e2e::text;
 use codexd_e2e::{Conn, SECRET_MARK, TestDaemon, apikey_auth_json, parse_rfc3339, wait_until};
 use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, FakeIssuer, Fault, Options, RecordedRequest};
 use serde_json::{Value, json};
@@ -372,10 +373,6 @@ fn an_empty_api_key_is_invalid_params_and_changes_nothing() {
         assert_eq!((error["code"].clone(), error["data"]["reason"].clone()), (json!(-32602), json!("invalidParams")));
     }
     assert_eq!(std::fs::read(daemon.auth_path()).unwrap(), apikey_auth_json("sk-SECRETMARK-kept"));
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("codexctl wrote something that is not UTF-8")
 }
 
 #[test]

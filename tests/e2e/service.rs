@@ -3,6 +3,7 @@
 //! down when the socket is removed or replaced), a crash leaving nothing that stops the next daemon, and the
 //! protocol-version check of `initialize`.
 
+use codexd_e2e::text;
 use codexd_e2e::{
     AuthFixture, Conn, DEAD_ISSUER, Spawned, TestDaemon, bin_path, chatgpt_auth_json, clean_command, run_with_deadline,
     wait_until,
@@ -20,10 +21,6 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 fn shutting_down() -> Value {
     json!({"jsonrpc": "2.0", "method": "daemon/shuttingDown", "params": {}})
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn is_socket(path: &Path) -> bool {

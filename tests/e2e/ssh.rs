@@ -8,6 +8,7 @@
 //! `setpriv` (util-linux).
 
 use codexd_e2e::sshd::{SshTools, Sshd};
+use codexd_e2e::text;
 use codexd_e2e::{
     AuthFixture, Conn, SECRET_MARK, Spawned, TestDaemon, apikey_auth_json, bin_path, chatgpt_auth_json, clean_command,
     run_with_deadline, wait_until, write_atomically,
@@ -66,10 +67,6 @@ fn remote_codexctl(remote: &Path, home: &Path, args: &[&str]) -> Command {
 
 fn run(cmd: Command) -> Output {
     run_with_deadline(cmd, DEADLINE)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("codexctl wrote something that is not UTF-8")
 }
 
 /// Asserts exit 0 and returns stdout.

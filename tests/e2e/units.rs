@@ -7,6 +7,7 @@
 //! return early when it is missing.
 
 use codexd_e2e::autostart::Sandbox;
+use codexd_e2e::text;
 use codexd_e2e::{Conn, Spawned, bin_path, clean_command, run_with_deadline, wait_until};
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -38,10 +39,6 @@ case " $* " in *" enable "*)
 esac
 exit 0
 "#;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

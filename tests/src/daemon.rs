@@ -37,6 +37,8 @@ pub struct TestDaemonBuilder {
     args: Vec<OsString>,
     paths_via_env: bool,
     issuer: Option<String>,
+    config_toml: Option<String>,
+    system_files: Vec<(String, String)>,
 }
 
 impl Default for TestDaemonBuilder {
@@ -48,6 +50,8 @@ impl Default for TestDaemonBuilder {
             args: Vec::new(),
             paths_via_env: false,
             issuer: None,
+            config_toml: None,
+            system_files: Vec::new(),
         }
     }
 }
@@ -96,13 +100,38 @@ impl TestDaemonBuilder {
         self
     }
 
+    /// Writes `$CODEX_HOME/config.toml` before the daemon starts.
+    #[must_use]
+    pub fn config_toml(mut self, text: &str) -> Self {
+        self.config_toml = Some(text.to_owned());
+        self
+    }
+
+    /// Writes `name` (`requirements.toml`, `managed_config.toml`, `config.toml`) into the test's system config
+    /// directory (see [`TestDaemon::system_config_dir`]) before the daemon starts, creating the directory.
+    #[must_use]
+    pub fn system_file(mut self, name: &str, text: &str) -> Self {
+        self.system_files.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
     /// Creates the temp dirs, starts `codexd`, and waits until it answers `daemon/status`.
     pub fn start(self) -> TestDaemon {
         let home = tempfile::Builder::new().prefix("cxh").tempdir_in("/tmp").expect("cannot create CODEX_HOME");
         if let Some(bytes) = &self.auth_json {
             std::fs::write(home.path().join("auth.json"), bytes).expect("cannot write auth.json");
         }
+        if let Some(text) = &self.config_toml {
+            std::fs::write(home.path().join("config.toml"), text).expect("cannot write config.toml");
+        }
         let run = tempfile::Builder::new().prefix("cxd").tempdir_in("/tmp").expect("cannot create socket dir");
+        // The system config directory's parent exists; the directory itself only when a test puts files there.
+        let system_dir = run.path().join("etc").join("codex");
+        std::fs::create_dir_all(run.path().join("etc")).expect("cannot create the system config parent");
+        for (name, text) in &self.system_files {
+            std::fs::create_dir_all(&system_dir).expect("cannot create the system config dir");
+            std::fs::write(system_dir.join(name), text).expect("cannot write a system config file");
+        }
         // The socket's own directory does not exist yet: the daemon creates it (0700).
         let socket = run.path().join("s").join("codexd.sock");
         let stderr_path = run.path().join("codexd.stderr");
@@ -156,6 +185,12 @@ impl TestDaemon {
         &self.socket
     }
 
+    /// The daemon's system config directory (`CODEXD_SYSTEM_CONFIG_DIR`): `<scratch>/etc/codex`, which exists
+    /// only if the builder wrote files there (its parent always exists).
+    pub fn system_config_dir(&self) -> PathBuf {
+        self.run.path().join("etc").join("codex")
+    }
+
     /// A scratch directory of this test (it also holds the socket directory and the stderr file), used as
     /// `HOME` for the daemon and `codexctl`.
     pub fn scratch(&self) -> &Path {
@@ -179,6 +214,8 @@ impl TestDaemon {
         cmd.env("CODEXD_LOG", &self.options.log);
         // Any free callback port: tests run in parallel and must not fight over 1455.
         cmd.env("CODEXD_LOGIN_PORTS", "0");
+        // Never the machine's /etc/codex: a directory of this test's own.
+        cmd.env("CODEXD_SYSTEM_CONFIG_DIR", self.system_config_dir());
         match &self.options.issuer {
             Some(url) => {
                 cmd.env("CODEXD_ISSUER", url);

@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod logins;
 pub mod process;
+pub mod secret_service;
 pub mod session;
 pub mod sshd;
 pub mod wait;
@@ -33,5 +34,5 @@ pub use fixtures::{
     AuthFixture, SECRET_MARK, apikey_auth_json, chatgpt_auth_json, fake_jwt, legacy_chatgpt_auth_json, parse_rfc3339,
     remove_auth, rfc3339, write_atomically,
 };
-pub use process::{Spawned, clean_command, run_with_deadline};
+pub use process::{Spawned, clean_command, run_with_deadline, text};
 pub use wait::wait_until;

@@ -24,6 +24,11 @@ pub fn clean_command(program: impl AsRef<OsStr>, home: &Path) -> Command {
     cmd
 }
 
+/// A child's output as text (invalid UTF-8 shown as U+FFFD), for assertions and messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Runs `cmd` to completion with no stdin; kills it and panics if it outlives `deadline`.
 pub fn run_with_deadline(cmd: Command, deadline: Duration) -> Output {
     Spawned::spawn(cmd, None).wait_output(deadline)

@@ -121,6 +121,12 @@ impl AuthDotJson {
         serde_json::to_vec_pretty(self).expect("AuthDotJson serializes to JSON")
     }
 
+    /// The keyring value as bytes: the same document as compact JSON (also the canonical form the daemon
+    /// fingerprints, so the same login read from the file or the keyring is the same login).
+    pub fn to_compact_bytes(&self) -> Vec<u8> {
+        self.to_keyring_string().into_bytes()
+    }
+
     /// The keyring value: the same document as compact JSON.
     pub fn to_keyring_string(&self) -> String {
         // Infallible, as for `to_file_bytes`.

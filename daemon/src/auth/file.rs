@@ -189,20 +189,7 @@ impl AuthFile {
 
     /// Creates `$CODEX_HOME/.auth-XXXXXX` with `O_CREAT|O_EXCL`, mode 0600.
     fn create_temp(&self) -> io::Result<(PathBuf, File)> {
-        let mut last_error = None;
-        for attempt in 0..16 {
-            let path = self.home.join(format!("{TEMP_PREFIX}{}", random_suffix(attempt)));
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&path) {
-                Ok(file) => return Ok((path, file)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("no free temp file name")))
+        create_exclusive(&self.home, |attempt| format!("{TEMP_PREFIX}{}", random_suffix(attempt)))
     }
 
     /// Fsyncs `$CODEX_HOME` so the rename is durable. The new file is already in place, so a failure is only
@@ -263,8 +250,26 @@ impl StoreLock {
     }
 }
 
-/// Removes the temp file unless the rename consumed it.
-struct RemoveOnDrop<'a>(Option<&'a Path>);
+/// Creates a new file in `dir` with `O_CREAT|O_EXCL`, mode 0600, named by `name(attempt)`; tries 16 names.
+pub(crate) fn create_exclusive(dir: &Path, name: impl Fn(u32) -> String) -> io::Result<(PathBuf, File)> {
+    let mut last_error = None;
+    for attempt in 0..16 {
+        let path = dir.join(name(attempt));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no free temp file name")))
+}
+
+/// Removes a temp file unless the rename consumed it (then set the path to `None`).
+pub(crate) struct RemoveOnDrop<'a>(pub(crate) Option<&'a Path>);
 
 impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {

@@ -5,10 +5,11 @@ use crate::events::EncodedLine;
 use crate::oauth::RefreshReason;
 use crate::refresh::RefreshOutcome;
 use crate::state::Loaded;
+use codexd_proto::methods::AuthMode;
 use codexd_proto::methods::{
     Account, AccountReadParams, AccountReadResult, ClientInfo, DaemonStatusResult, EmptyResult, GetAuthStatusParams,
-    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginStartParams,
-    PROTOCOL_VERSION, method,
+    GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginPolicyStatus,
+    LoginStartParams, PROTOCOL_VERSION, StoreMigrateParams, method,
 };
 use codexd_proto::{ErrorCode, ErrorObject, Request, Response, ResultReply};
 use serde::Serialize;
@@ -119,6 +120,22 @@ async fn route<'a>(
             to_value(&EmptyResult {})
         }
         method::DAEMON_STATUS => to_value(&daemon_status(daemon)),
+        method::STORE_MIGRATE => {
+            let params: StoreMigrateParams = request.params_as()?;
+            let Some(to @ (crate::settings::StoreMode::Keyring | crate::settings::StoreMode::File)) =
+                crate::settings::StoreMode::parse(&params.to)
+            else {
+                return Err(ErrorObject::new(
+                    ErrorCode::InvalidParams,
+                    format!("cannot migrate to {:?}: the store must be \"keyring\" or \"file\"", params.to),
+                ));
+            };
+            let result = daemon.migrate_store(to).await.map_err(|e| {
+                let code = if e.is_refusal() { ErrorCode::PolicyRefused } else { ErrorCode::StoreError };
+                ErrorObject::new(code, e.to_string())
+            })?;
+            to_value(&result)
+        }
         method::DAEMON_SHUTDOWN => {
             tracing::info!(client = ?session.client.as_ref().map(|c| &c.name), "shutdown requested over the socket");
             daemon.shutdown_token().cancel();
@@ -214,6 +231,9 @@ fn daemon_status(daemon: &Daemon) -> DaemonStatusResult {
     let snapshot = daemon.snapshot();
     let (connections, subscribers) = daemon.counts();
     let config = daemon.config();
+    let store = daemon.store();
+    let health = store.health();
+    let settings = daemon.settings();
     let (auth_method, last_refresh, auth_error) = match snapshot.loaded {
         Loaded::LoggedOut => (None, None, None),
         Loaded::LoggedIn(c) => (Some(c.mode), c.last_refresh.map(rfc3339), None),
@@ -223,7 +243,21 @@ fn daemon_status(daemon: &Daemon) -> DaemonStatusResult {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
         uptime_seconds: daemon.uptime().as_secs(),
-        store: "file".to_owned(),
+        store: store.mode().as_str().to_owned(),
+        store_location: health.location.map(|l| l.as_str().to_owned()),
+        store_problem: health.problem,
+        config_problem: daemon.config_problem(),
+        login_policy: settings.policy.is_restricted().then(|| LoginPolicyStatus {
+            allowed_methods: (settings.policy.forced_login_method.is_some()
+                || settings.policy.allowed_login_methods.is_some())
+            .then(|| {
+                [AuthMode::ApiKey, AuthMode::Chatgpt]
+                    .into_iter()
+                    .filter(|m| settings.policy.check_method(*m).is_ok())
+                    .collect()
+            }),
+            allowed_workspaces: settings.policy.effective_workspaces(),
+        }),
         codex_home: config.codex_home.display().to_string(),
         socket: config.socket.display().to_string(),
         connections,

@@ -116,7 +116,7 @@ pub async fn login_api_key(daemon: &Daemon, key: &Secret) -> Result<LoginStartRe
     if key.is_empty() {
         return Err(ErrorObject::new(ErrorCode::InvalidParams, "apiKey is empty"));
     }
-    policy(daemon)?.check_method(AuthMode::ApiKey).map_err(refused)?;
+    policy(daemon).await.check_method(AuthMode::ApiKey).map_err(refused)?;
     daemon.logins.stop_active();
     daemon
         .save_login(AuthDotJson::from_api_key(Secret::new(key)))
@@ -128,8 +128,8 @@ pub async fn login_api_key(daemon: &Daemon, key: &Secret) -> Result<LoginStartRe
 
 /// Starts a browser login: binds the callback listener and returns the URL to open.
 pub async fn start_browser(daemon: &Daemon) -> Result<LoginStartResult, ErrorObject> {
-    let policy = policy(daemon)?;
-    policy.check_method(AuthMode::Chatgpt).map_err(refused)?;
+    let policy = policy(daemon).await;
+    check_chatgpt_allowed(&policy)?;
     let (id, stop) = daemon.logins.begin();
     let prepared = match browser::prepare(daemon, &policy).await {
         Ok(prepared) => prepared,
@@ -147,7 +147,7 @@ pub async fn start_browser(daemon: &Daemon) -> Result<LoginStartResult, ErrorObj
 
 /// Starts a device-code login: asks the issuer for a code and returns what to show the user.
 pub async fn start_device(daemon: &Daemon) -> Result<LoginStartResult, ErrorObject> {
-    policy(daemon)?.check_method(AuthMode::Chatgpt).map_err(refused)?;
+    check_chatgpt_allowed(&policy(daemon).await)?;
     let code =
         daemon.issuer().device_start().await.map_err(|e| {
             ErrorObject::new(ErrorCode::InternalError, format!("device code login could not start: {e}"))
@@ -215,7 +215,7 @@ where
 /// exchange, when there is one).
 pub async fn finish_chatgpt(daemon: &Daemon, tokens: LoginTokens, api_key: Option<Secret>) -> Result<(), String> {
     let claims = claims::parse_id_token(tokens.id_token.expose()).map_err(|e| format!("the id_token {e}"))?;
-    let policy = LoginPolicy::load(&daemon.config().codex_home).map_err(|e| e.to_string())?;
+    let policy = policy(daemon).await;
     policy.check_method(AuthMode::Chatgpt)?;
     policy.check_workspace(claims.account_id.as_deref())?;
     let doc = AuthDotJson::from_chatgpt(
@@ -236,9 +236,20 @@ pub async fn finish_chatgpt(daemon: &Daemon, tokens: LoginTokens, api_key: Optio
     daemon.save_login(doc).await.map_err(|e| format!("the login could not be stored: {e}"))
 }
 
-fn policy(daemon: &Daemon) -> Result<LoginPolicy, ErrorObject> {
-    LoginPolicy::load(&daemon.config().codex_home)
-        .map_err(|e| ErrorObject::new(ErrorCode::PolicyRefused, e.to_string()))
+/// The login policy as the config files say now (re-read first, so an edit made a moment ago counts; a file that
+/// cannot be used keeps the last good policy).
+async fn policy(daemon: &Daemon) -> LoginPolicy {
+    daemon.reload_settings().await;
+    daemon.settings().policy.clone()
+}
+
+/// Refuses a ChatGPT login the policy forbids whatever the account: the wrong kind, or no workspace left.
+fn check_chatgpt_allowed(policy: &LoginPolicy) -> Result<(), ErrorObject> {
+    policy.check_method(AuthMode::Chatgpt).map_err(refused)?;
+    if policy.effective_workspaces().is_some_and(|ids| ids.is_empty()) {
+        policy.check_workspace(None).map_err(refused)?;
+    }
+    Ok(())
 }
 
 fn refused(message: String) -> ErrorObject {

@@ -14,6 +14,7 @@ mod service;
 mod socket_unit;
 mod status;
 mod stop;
+mod store;
 mod token;
 mod watch;
 
@@ -49,11 +50,12 @@ Environment:
   CODEXD_NO_AUTOSTART  any value but empty or 0 (e.g. 1): never start codexd, as --no-autostart
 
 Autostart:
-  When nothing listens on the socket (no socket file, or a stale one), token, login, logout, refresh, watch
-  and restart start codexd in the background, as gpg-agent is started: the codexd next to codexctl (else the
-  one in PATH), with --socket <that socket> and codexctl's environment (CODEX_HOME, CODEXD_ISSUER, ...), in a
-  process group of its own, logging to codexd.log next to the socket. They wait up to 10 s for it to answer,
-  then go on; two started at once end with one daemon. status, stop, where and service never start one.
+  When nothing listens on the socket (no socket file, or a stale one), token, login, logout, refresh, watch,
+  restart and store migrate start codexd in the background, as gpg-agent is started: the codexd next to
+  codexctl (else the one in PATH), with --socket <that socket> and codexctl's environment (CODEX_HOME,
+  CODEXD_ISSUER, ...), in a process group of its own, logging to codexd.log next to the socket. They wait up
+  to 10 s for it to answer, then go on; two started at once end with one daemon. status, stop, where and
+  service never start one.
 
 Exit codes:
   0    success
@@ -97,7 +99,13 @@ Exit codes:
 const STATUS_HELP: &str = "\
 Shows how you are logged in, the token expiry, the last refresh failure if the issuer refused one (reason
 refreshFailed, with the issuer's code), and the daemon: version, store, socket, last and next refresh.
-Never prints a token. Never starts codexd either: with no daemon it exits 3 (`codexctl where` says more).
+The store line gives cli_auth_credentials_store (file, keyring, auto or ephemeral) and, when that says more,
+where the login is: `auto (in auth.json)`, `ephemeral (memory only: stopping codexd logs out)`. A warning line
+follows when the keyring cannot be used (e.g. auto fell back to plaintext auth.json) or config.toml is invalid
+(codexd keeps the last good configuration), and a policy line names the allowed login methods and ChatGPT
+workspaces when managed policy restricts them. --json has them as daemon.store, storeLocation, storeProblem,
+configProblem and loginPolicy (null when absent). Never prints a token. Never starts codexd either: with no
+daemon it exits 3 (`codexctl where` says more).
 When the daemon is older than codexctl, a line (and stderr) says so and names `codexctl restart`.
 
 Exit codes:
@@ -177,6 +185,24 @@ enum Command {
     Restart,
     /// Install, remove or inspect codexd's user service (systemd on Linux, launchd on macOS)
     Service(service::ServiceArgs),
+    /// Credential store: `store migrate --to keyring|file` moves the login there without logging out
+    Store(store::StoreArgs),
+}
+
+impl Command {
+    /// Whether the command starts codexd when nothing answers (the Autostart section of `--help`).
+    fn starts_daemon(&self) -> bool {
+        matches!(
+            self,
+            Command::Token
+                | Command::Login(_)
+                | Command::Logout
+                | Command::Refresh
+                | Command::Watch
+                | Command::Restart
+                | Command::Store(_)
+        )
+    }
 }
 
 /// A failure with its exit code and the message for stderr (`None`: the command already said everything).
@@ -258,10 +284,7 @@ impl Ctx {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let autostart = Autostart::from_settings(cli.no_autostart, std::env::var_os(autostart::NO_AUTOSTART_ENV).as_ref());
-    let starts_daemon = matches!(
-        cli.command,
-        Command::Token | Command::Login(_) | Command::Logout | Command::Refresh | Command::Watch | Command::Restart
-    );
+    let starts_daemon = cli.command.starts_daemon();
     let ctx = Ctx { socket: resolve_socket(cli.socket), autostart, starts_daemon };
     let outcome = match cli.command {
         Command::Token => token::run(&ctx),
@@ -274,6 +297,7 @@ fn main() -> ExitCode {
         Command::Where(args) => location::run(&ctx, &args),
         Command::Restart => restart::run(&ctx),
         Command::Service(args) => service::run(&ctx, &args),
+        Command::Store(args) => store::run(&ctx, &args),
     };
     let (code, message) = match outcome {
         Ok(code) => (code, None),
@@ -353,6 +377,8 @@ fn describe(err: &ClientError, ctx: &Ctx) -> (u8, String) {
         }
         // The policy's own text says what to do instead (e.g. "Use API key login instead.").
         ClientError::Daemon(e) if e.kind() == ErrorCode::PolicyRefused => (EXIT_REFUSED, e.message.clone()),
+        // So does a store that could not be changed: it names the store and what failed (nothing was lost).
+        ClientError::Daemon(e) if e.kind() == ErrorCode::StoreError => (EXIT_REFUSED, e.message.clone()),
         ClientError::Daemon(e) => (EXIT_REFUSED, format!("codexd refused the request: {} ({})", e.message, e.reason())),
     }
 }
@@ -416,6 +442,37 @@ mod tests {
             describe(&refused, &ctx()),
             (EXIT_REFUSED, "ChatGPT login is disabled. Use API key login instead.".to_owned())
         );
+    }
+
+    #[test]
+    fn a_store_error_is_exit_1_with_the_daemons_own_text() {
+        let failed = ClientError::Daemon(ErrorObject::new(
+            ErrorCode::StoreError,
+            "the keyring is locked; the login stays in auth.json and config.toml is unchanged",
+        ));
+        assert_eq!(
+            describe(&failed, &ctx()),
+            (
+                EXIT_REFUSED,
+                "the keyring is locked; the login stays in auth.json and config.toml is unchanged".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn store_migrate_parses_and_starts_the_daemon_like_logout() {
+        assert!(matches!(parse(&["store", "migrate", "--to", "keyring"]).unwrap().command, Command::Store(_)));
+        assert!(matches!(
+            parse(&["--socket", "/s", "store", "migrate", "--to=file"]).unwrap().command,
+            Command::Store(_)
+        ));
+        for bad in [&["store", "migrate", "--to", "auto"][..], &["store", "migrate"], &["store"], &["store", "move"]] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), i32::from(EXIT_USAGE), "{bad:?}: {err}");
+        }
+        assert!(parse(&["store", "migrate", "--to", "file"]).unwrap().command.starts_daemon());
+        assert!(!parse(&["status"]).unwrap().command.starts_daemon());
+        assert!(AFTER_HELP.contains("restart and store migrate start codexd"));
     }
 
     #[test]
