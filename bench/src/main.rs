@@ -9,6 +9,11 @@
 //! 5. The refresh storm: 1,000 clients ask for a token the moment it expires (one issuer request), against
 //!    1,000 clients refreshing on their own with the same refresh token, both against the fake issuer.
 //!
+//!
+//! `--only stores` runs a part of its own instead (not part of the default run: it needs `dbus-daemon`,
+//! `gnome-keyring-daemon` and `secret-tool`): the cost of each credential store mode against `file`, with a real
+//! Secret Service on a private D-Bus session bus (see `stores.rs`).
+//!
 //! Run it with `cargo run --release -p codexd-bench`; it builds `codexd` and `codexctl` (release) first.
 //! `--only refresh-storm` runs part 5 alone.
 //! `docs/PERFORMANCE.md` explains the numbers.
@@ -21,6 +26,7 @@ mod rtt;
 mod server;
 mod spawn;
 mod stats;
+mod stores;
 mod storm;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -43,14 +49,30 @@ const SPAWN_WARMUP: usize = 10;
 const SPAWN_RUNS: usize = 200;
 const FANOUT: fanout::Plan = fanout::Plan { subscribers: 1_000, rounds: 20, idle_window: Duration::from_secs(5) };
 const STORM: storm::Plan = storm::Plan { clients: 1_000, rounds: 3, lifetime: Duration::from_secs(4) };
+const STORES: stores::Plan = stores::Plan {
+    windows: 5,
+    window: Duration::from_secs(1),
+    logins: 50,
+    migrations: 20,
+    idle: Duration::from_secs(30),
+    fast_idle: Duration::from_secs(10),
+    lookups: 20,
+    freezes: 3,
+    thawed_window: Duration::from_millis(1_500),
+    frozen_window: Duration::from_millis(2_500),
+};
 const MIB: f64 = 1024.0 * 1024.0;
 
-const USAGE: &str = "usage: codexd-bench [--no-build] [--only refresh-storm]
+const USAGE: &str = "usage: codexd-bench [--no-build] [--only refresh-storm|stores]
 
 Measures codexd against baselines measured in the same run (see docs/PERFORMANCE.md).
   --no-build             use target/release/{codexd,codexctl} as they are
   --only refresh-storm   run only part 5, the refresh storm (1,000 clients at the moment the token expires,
-                         against 1,000 clients refreshing on their own), against a fake issuer on 127.0.0.1";
+                         against 1,000 clients refreshing on their own), against a fake issuer on 127.0.0.1
+  --only stores          run only the credential stores part (about 80 s; not in the default run): keyring and
+                         ephemeral against file for reads, login writes, store/migrate, idle polling and a
+                         stopped keyring, with a private D-Bus bus and gnome-keyring-daemon (needs dbus-daemon,
+                         gnome-keyring and secret-tool)";
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +81,8 @@ enum Parts {
     All,
     /// Part 5 alone.
     RefreshStorm,
+    /// The credential stores part alone.
+    Stores,
 }
 
 fn main() -> ExitCode {
@@ -72,9 +96,10 @@ fn main() -> ExitCode {
         let only = if arg == "--only" { Some(rest.next()) } else { arg.strip_prefix("--only=").map(Some) };
         match (arg, only) {
             (_, Some(Some("refresh-storm"))) => parts = Parts::RefreshStorm,
+            (_, Some(Some("stores"))) => parts = Parts::Stores,
             (_, Some(other)) => {
                 let other = other.map_or_else(|| "nothing".to_owned(), |o| format!("{o:?}"));
-                eprintln!("codexd-bench: --only takes `refresh-storm`, not {other} (try --help)");
+                eprintln!("codexd-bench: --only takes `refresh-storm` or `stores`, not {other} (try --help)");
                 return ExitCode::from(2);
             }
             ("-h" | "--help", None) => {
@@ -146,9 +171,17 @@ fn bench(build: bool, parts: Parts) -> Result<()> {
     }
 
     let scratch = tempfile::Builder::new().prefix("codexd-bench.").tempdir().context("cannot create a temp dir")?;
+    if parts == Parts::Stores {
+        let outcome = stores::run(&codexd, scratch.path(), STORES)?;
+        let mut table = Table::default();
+        stores::print_details(&outcome, STORES);
+        stores::rows(&mut table, &outcome, STORES);
+        print_table(&table);
+        return Ok(());
+    }
     let results = match parts {
         Parts::All => Some(parts_one_to_four(&codexd, &codexctl, scratch.path())?),
-        Parts::RefreshStorm => None,
+        Parts::RefreshStorm | Parts::Stores => None,
     };
     progress(&format!(
         "refresh storm: {} clients, {} rounds per side, against a fake issuer on 127.0.0.1",
@@ -163,6 +196,11 @@ fn bench(build: bool, parts: Parts) -> Result<()> {
     }
     print_storm_details(&storm);
     storm_rows(&mut table, &storm);
+    print_table(&table);
+    Ok(())
+}
+
+fn print_table(table: &Table) {
     println!();
     print!("{}", table.render());
     let missed: Vec<&str> = table.missed().map(|r| r.measure.as_str()).collect();
@@ -171,7 +209,6 @@ fn bench(build: bool, parts: Parts) -> Result<()> {
     } else {
         println!("\ntargets missed: {}", missed.join("; "));
     }
-    Ok(())
 }
 
 /// Parts 1 to 4: round trips, whole processes, fan-out, memory and idle CPU.

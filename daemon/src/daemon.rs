@@ -200,9 +200,26 @@ impl Daemon {
         let mut record = self.store_io.lock().await;
         let store = self.store();
         let pending = record.pending_document(&store);
-        self.revoke_stored(pending).await;
+        let revoked = self.revoke_stored(pending).await;
         let target = store.clone();
-        let removed = run_blocking(move || target.lock()?.remove()).await?;
+        let removed = match run_blocking(move || target.lock()?.remove()).await {
+            Ok(removed) => removed,
+            Err(e) if revoked => {
+                // The refresh token is dead: serving the stored login on would only fail later.
+                let problem = codexd_proto::methods::AuthProblem::new(
+                    "logoutIncomplete",
+                    format!(
+                        "the refresh token was revoked, but the stored login could not be removed ({e}); run `codexctl logout` again once the store is reachable"
+                    ),
+                );
+                let mut state = self.lock_state();
+                if let Some(change) = state.mark_unusable(problem, UpdateReason::Logout) {
+                    self.publish_change(&change);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         record.discard_pending(&store);
         if removed {
             tracing::info!("logged out: stored credentials removed");
@@ -371,7 +388,7 @@ impl Daemon {
             return;
         }
         let pending = record.pending_document(&self.store());
-        self.revoke_stored(pending).await;
+        let _ = self.revoke_stored(pending).await;
         let store = self.store();
         if let Ok(true) = run_blocking(move || store.lock()?.remove()).await {
             tracing::info!("ephemeral store: the login ends with the daemon");
@@ -385,24 +402,33 @@ impl Daemon {
 
     /// Best-effort revoke of the refresh token of `pending` (tokens not written yet), else of the stored one;
     /// failures are logged, never returned.
-    async fn revoke_stored(&self, pending: Option<AuthDotJson>) {
+    /// Returns whether a token was revoked.
+    async fn revoke_stored(&self, pending: Option<AuthDotJson>) -> bool {
         let doc = match pending {
             Some(doc) => doc,
             None => {
                 let store = self.store();
-                let Ok(reading) = run_blocking(move || store.read()).await else { return };
-                let Some(doc) = reading.contents.and_then(|bytes| AuthDotJson::parse(&bytes).ok()) else { return };
+                let Ok(reading) = run_blocking(move || store.read()).await else { return false };
+                let Some(doc) = reading.contents.and_then(|bytes| AuthDotJson::parse(&bytes).ok()) else {
+                    return false;
+                };
                 doc
             }
         };
         if doc.resolved_mode() != Some(codexd_proto::methods::AuthMode::Chatgpt) {
-            return;
+            return false;
         }
-        let Some(tokens) = doc.tokens else { return };
+        let Some(tokens) = doc.tokens else { return false };
         let url = self.issuer.endpoints().revoke_url(tokens.oauth_provenance.as_ref().map(|p| p.issuer.as_str()));
         match self.issuer.revoke_refresh_token(&url, &tokens.refresh_token).await {
-            Ok(()) => tracing::info!("refresh token revoked"),
-            Err(e) => tracing::warn!(error = %e, "could not revoke the refresh token; logging out anyway"),
+            Ok(()) => {
+                tracing::info!("refresh token revoked");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not revoke the refresh token; logging out anyway");
+                false
+            }
         }
     }
 
@@ -436,6 +462,15 @@ impl Daemon {
         tokio::spawn(async move { daemon.remove_refused().await });
     }
 
+    /// Removes refused credentials again if an earlier removal failed (a task of its own: the caller may hold
+    /// `store_io`).
+    pub(crate) fn retry_refused_removal(&self) {
+        if self.lock_state().refused_still_stored() {
+            let daemon = self.handle();
+            tokio::spawn(async move { daemon.remove_refused().await });
+        }
+    }
+
     /// Removes credentials the policy refused, if the store still holds them (re-read under `auth.lock`) and the
     /// policy still refuses them.
     async fn remove_refused(&self) {
@@ -464,9 +499,9 @@ impl Daemon {
         {
             return;
         }
-        record.discard_pending(&store);
         match run_blocking(move || locked.remove()).await {
             Ok(_) => {
+                record.discard_pending(&store);
                 tracing::info!("removed the credentials the login policy refuses (not revoked)");
                 self.apply(StoreRead::Absent, UpdateReason::Policy);
             }

@@ -421,6 +421,9 @@ impl Daemon {
         let read = crate::daemon::read_store(&self.store()).await;
         if let Some(change) = self.apply(read, UpdateReason::External) {
             crate::daemon::log_loaded("credentials changed by another program", &change.loaded);
+        } else {
+            // A removal the policy asked for that failed (a locked keyring) is tried again.
+            self.retry_refused_removal();
         }
     }
 }

@@ -118,11 +118,22 @@ impl CredentialState {
     /// so the mark lasts until the store changes (a login, or another program writing new tokens); `None` when
     /// there were no usable credentials to mark.
     pub fn fail_refresh(&mut self, problem: AuthProblem) -> Option<Change> {
+        self.mark_unusable(problem, UpdateReason::RefreshFailed)
+    }
+
+    /// Marks usable credentials as unusable for `problem` until the store changes (see
+    /// [`CredentialState::fail_refresh`]); `None` when there were none.
+    pub fn mark_unusable(&mut self, problem: AuthProblem, reason: UpdateReason) -> Option<Change> {
         if !matches!(self.loaded, Loaded::LoggedIn(_)) {
             return None;
         }
         self.loaded = Loaded::Unusable(problem);
-        Some(self.bump(UpdateReason::RefreshFailed))
+        Some(self.bump(reason))
+    }
+
+    /// Whether credentials the policy refuses are still in the store (their removal failed, or is pending).
+    pub fn refused_still_stored(&self) -> bool {
+        self.loaded.is_policy_refusal() && matches!(self.stored, Loaded::LoggedIn(_))
     }
 
     /// Takes a new reading of the store. Identical contents are no change (this is what keeps the daemon's

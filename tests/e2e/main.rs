@@ -30,5 +30,6 @@ mod ssh;
 mod store_auto;
 mod store_ephemeral;
 mod store_migrate;
+mod store_races;
 mod tls;
 mod units;

@@ -19,10 +19,8 @@ use codexd_e2e::session::{
 use codexd_e2e::{Conn, TestDaemon, TestDaemonBuilder, wait_until, write_atomically};
 use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Fault, Options};
 use serde_json::{Value, json};
-use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,21 +42,6 @@ fn forced() -> Value {
 /// A daemon whose HTTP timeout outlasts the issuer delays scripted here (the session default is 1 s).
 fn patient(builder: TestDaemonBuilder) -> TestDaemonBuilder {
     builder.env("CODEXD_HTTP_TIMEOUT_MS", "10000")
-}
-
-/// Opens (creating it 0600, as the daemon does) and `flock`s `path` exclusively, blocking until it is ours; the
-/// lock lasts until the returned file is dropped.
-fn hold_lock(path: &Path) -> File {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    file.lock().unwrap_or_else(|e| panic!("cannot flock {}: {e}", path.display()));
-    file
 }
 
 fn lock_path(home: &Path, name: &str) -> PathBuf {
@@ -157,7 +140,7 @@ fn refreshed_tokens_that_cannot_be_written_are_served_from_memory_and_never_rede
     conn.set_read_timeout(Some(Duration::from_secs(10)));
 
     // Another program holds auth.json.lock before the login appears; the scheduler finds the token due at once.
-    let held = hold_lock(&lock_path(daemon.home(), "auth.json.lock"));
+    let held = codexd_e2e::hold_flock(&lock_path(daemon.home(), "auth.json.lock"));
     let hold_started = Instant::now();
     write_atomically(daemon.home(), &due);
     assert_eq!(subscriber.next_account_updated()["reason"], "external");
@@ -235,10 +218,10 @@ fn a_codex_cli_that_wins_the_refresh_race_is_adopted_not_reported_as_failed() {
     assert_eq!(http_status, 200, "the CLI's redemption failed: {cli_tokens}");
     let cli_auth = with_issued(&session.auth_json, &cli_tokens);
     {
-        let _auth_lock = hold_lock(&auth_lock);
+        let _auth_lock = codexd_e2e::hold_flock(&auth_lock);
         // codexd has released auth.lock: its request was answered (refused as reused).
         assert_eq!(issuer.count(Endpoint::Refresh), 2);
-        let _write_lock = hold_lock(&lock_path(daemon.home(), "auth.json.lock"));
+        let _write_lock = codexd_e2e::hold_flock(&lock_path(daemon.home(), "auth.json.lock"));
         write_atomically(daemon.home(), &cli_auth);
     }
 
@@ -469,7 +452,7 @@ fn cancel_while_a_browser_login_is_being_stored_answers_not_found_and_the_login_
     let issuer = FakeIssuer::start();
     let (daemon, mut subscriber) = login_daemon(&issuer);
     let write_lock = lock_path(daemon.home(), "auth.json.lock");
-    let held = hold_lock(&write_lock);
+    let held = codexd_e2e::hold_flock(&write_lock);
     let login = start_browser_login(&mut subscriber);
     let url = login.auth_url.clone();
     let browser = std::thread::spawn(move || codexd_fake_issuer::browser::visit(&url, None));

@@ -189,3 +189,19 @@ pub fn parse_rfc3339(text: &str) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("not an RFC 3339 timestamp ({e}): {text:?}"))
         .with_timezone(&Utc)
 }
+
+/// Opens (creating it 0600, as codexd does) and `flock`s `path` exclusively, as another Codex program would,
+/// blocking until it is ours; the lock lasts until the returned file is dropped.
+pub fn hold_flock(path: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("cannot flock {}: {e}", path.display()));
+    file
+}
