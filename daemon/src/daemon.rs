@@ -56,10 +56,9 @@ pub struct Daemon {
     config: Config,
     started: Instant,
     backends: Backends,
-    /// The configured store; replaced (under `store_io`) when `cli_auth_credentials_store` changes.
-    store: Mutex<Arc<Store>>,
-    /// The configured store's mode, for the keyring poll to wait on.
-    store_mode_tx: watch::Sender<StoreMode>,
+    /// The configured store; replaced (under `store_io`) when `cli_auth_credentials_store` changes. A watch
+    /// channel, so that the keyring poll can wait for a store that has a keyring.
+    store_tx: watch::Sender<Arc<Store>>,
     sources: SettingsSources,
     /// The last good settings (a file that cannot be used keeps these).
     settings: Mutex<Arc<Settings>>,
@@ -114,8 +113,7 @@ impl Daemon {
             config,
             started: Instant::now(),
             backends,
-            store_mode_tx: watch::channel(store.mode()).0,
-            store: Mutex::new(store),
+            store_tx: watch::channel(store).0,
             sources,
             settings: Mutex::new(Arc::new(settings)),
             settings_io: tokio::sync::Mutex::new(()),
@@ -209,13 +207,11 @@ impl Daemon {
                 let problem = codexd_proto::methods::AuthProblem::new(
                     "logoutIncomplete",
                     format!(
-                        "the refresh token was revoked, but the stored login could not be removed ({e}); run `codexctl logout` again once the store is reachable"
+                        "the refresh token was revoked, but the stored login could not be removed ({e}); run \
+                         `codexctl logout` again once the store is reachable"
                     ),
                 );
-                let mut state = self.lock_state();
-                if let Some(change) = state.mark_unusable(problem, UpdateReason::Logout) {
-                    self.publish_change(&change);
-                }
+                self.mark_unusable(problem, UpdateReason::Logout);
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -242,7 +238,7 @@ impl Daemon {
 
     /// The configured store.
     pub fn store(&self) -> Arc<Store> {
-        lock(&self.store).clone()
+        self.store_tx.borrow().clone()
     }
 
     /// The last good settings.
@@ -307,16 +303,23 @@ impl Daemon {
             // Kept, and written to the old store as soon as it lets codexd (`store/migrate` can move it too).
             tracing::error!("{message}; switching stores anyway and retrying that write to the old store");
         }
-        let old = self.mode_switched(self.backends.store(mode));
+        let (old, change) = self.serve_from(self.backends.store(mode)).await;
         tracing::info!(from = %old.mode(), to = %mode, "credential store changed");
-        // What the old store held is not the login any more, even when the new one cannot be read.
+        if let Some(change) = change {
+            log_loaded("credentials from the new store", &change.loaded);
+        }
+    }
+
+    /// Serves what `store` holds from now on (the caller holds `store_io`): it becomes the configured store, and
+    /// its reading replaces the credentials held (reason `external`; the same document is no change). What the
+    /// old store held is not the login any more, even when the new one cannot be read. Returns the old store.
+    pub(crate) async fn serve_from(&self, store: Arc<Store>) -> (Arc<Store>, Option<Change>) {
+        let old = self.replace_store(store);
         let read = match read_store(&self.store()).await {
             StoreRead::Unavailable(problem) => StoreRead::Failed(problem),
             read => read,
         };
-        if let Some(change) = self.apply(read, UpdateReason::External) {
-            log_loaded("credentials from the new store", &change.loaded);
-        }
+        (old, self.apply(read, UpdateReason::External))
     }
 
     /// Records `settings` as the last good ones (a migration changed the store itself).
@@ -324,31 +327,20 @@ impl Daemon {
         *lock(&self.settings) = Arc::new(settings);
     }
 
-    /// Replaces the configured store (the caller holds `store_io`).
-    pub(crate) fn replace_store(&self, store: Arc<Store>) {
-        self.mode_switched(store);
+    /// Replaces the configured store (the caller holds `store_io`) and returns the old one.
+    fn replace_store(&self, store: Arc<Store>) -> Arc<Store> {
+        self.store_tx.send_replace(store)
     }
 
-    fn mode_switched(&self, store: Arc<Store>) -> Arc<Store> {
-        self.store_mode_tx.send_replace(store.mode());
-        std::mem::replace(&mut *lock(&self.store), store)
-    }
-
-    /// Wakes whenever the configured store's mode changes.
-    pub fn watch_store_mode(&self) -> watch::Receiver<StoreMode> {
-        self.store_mode_tx.subscribe()
+    /// Wakes whenever the configured store changes.
+    pub fn watch_store(&self) -> watch::Receiver<Arc<Store>> {
+        self.store_tx.subscribe()
     }
 
     /// Removes the stored credentials if the policy refused them when the daemon started (a change of the
     /// store or the policy later does this on its own).
     pub fn enforce_policy_at_start(&self) {
-        if let Loaded::Unusable(problem) = self.snapshot().loaded
-            && problem.reason == crate::state::POLICY
-        {
-            tracing::warn!("{}", problem.message);
-            let daemon = self.handle();
-            tokio::spawn(async move { daemon.remove_refused().await });
-        }
+        self.remove_if_refused(&self.snapshot().loaded);
     }
 
     /// The store of `mode` over this daemon's backends.
@@ -362,7 +354,7 @@ impl Daemon {
         if let Some(change) = state.set_policy(policy) {
             self.publish_change(&change);
             drop(state);
-            self.after_change(&change);
+            self.remove_if_refused(&change.loaded);
         }
     }
 
@@ -384,12 +376,11 @@ impl Daemon {
     /// In `ephemeral` mode stopping the daemon is a logout: the refresh token is revoked (best effort, bounded
     /// like a logout's) and the memory store cleared. Other modes keep their login.
     async fn forget_ephemeral(&self, record: &crate::refresh::RefreshRecord) {
-        if self.store().mode() != StoreMode::Ephemeral {
+        let store = self.store();
+        if store.mode() != StoreMode::Ephemeral {
             return;
         }
-        let pending = record.pending_document(&self.store());
-        let _ = self.revoke_stored(pending).await;
-        let store = self.store();
+        let _ = self.revoke_stored(record.pending_document(&store)).await;
         if let Ok(true) = run_blocking(move || store.lock()?.remove()).await {
             tracing::info!("ephemeral store: the login ends with the daemon");
         }
@@ -401,8 +392,7 @@ impl Daemon {
     }
 
     /// Best-effort revoke of the refresh token of `pending` (tokens not written yet), else of the stored one;
-    /// failures are logged, never returned.
-    /// Returns whether a token was revoked.
+    /// returns whether a token was revoked (failures are logged, never returned).
     async fn revoke_stored(&self, pending: Option<AuthDotJson>) -> bool {
         let doc = match pending {
             Some(doc) => doc,
@@ -446,29 +436,32 @@ impl Daemon {
         let change = state.observe(read, reason)?;
         self.publish_change(&change);
         drop(state);
-        self.after_change(&change);
+        self.remove_if_refused(&change.loaded);
         Some(change)
     }
 
-    /// Managed policy refused the credentials of `change`: remove them from the store (never revoked, as the
-    /// Codex CLI), in a task of its own since the caller may hold `store_io`.
-    fn after_change(&self, change: &Change) {
-        let Loaded::Unusable(problem) = &change.loaded else { return };
-        if !change.refused_by_policy() {
-            return;
+    /// If the login policy refused the credentials (`loaded` is its mark), removes them from the store (never
+    /// revoked, as the Codex CLI), in a task of its own since the caller may hold `store_io`.
+    fn remove_if_refused(&self, loaded: &Loaded) {
+        if let Loaded::Unusable(problem) = loaded
+            && problem.reason == crate::state::POLICY
+        {
+            tracing::warn!("{}", problem.message);
+            self.spawn_refused_removal();
         }
-        tracing::warn!("{}", problem.message);
-        let daemon = self.handle();
-        tokio::spawn(async move { daemon.remove_refused().await });
     }
 
-    /// Removes refused credentials again if an earlier removal failed (a task of its own: the caller may hold
-    /// `store_io`).
+    /// Removes refused credentials again if an earlier removal failed.
     pub(crate) fn retry_refused_removal(&self) {
         if self.lock_state().refused_still_stored() {
-            let daemon = self.handle();
-            tokio::spawn(async move { daemon.remove_refused().await });
+            self.spawn_refused_removal();
         }
+    }
+
+    /// Runs [`Daemon::remove_refused`] in a task of its own (its callers may hold `store_io`).
+    fn spawn_refused_removal(&self) {
+        let daemon = self.handle();
+        tokio::spawn(async move { daemon.remove_refused().await });
     }
 
     /// Removes credentials the policy refused, if the store still holds them (re-read under `auth.lock`) and the
@@ -509,10 +502,15 @@ impl Daemon {
         }
     }
 
-    /// Marks the credentials unusable after a permanent refresh failure; publishes `account/updated`.
-    pub(crate) fn apply_refresh_failure(&self, problem: codexd_proto::methods::AuthProblem) -> Option<Change> {
+    /// Marks usable credentials unusable for `problem` (a refresh refused for good, a logout that revoked but
+    /// could not remove) until the store changes; publishes `account/updated` with `reason`.
+    pub(crate) fn mark_unusable(
+        &self,
+        problem: codexd_proto::methods::AuthProblem,
+        reason: UpdateReason,
+    ) -> Option<Change> {
         let mut state = self.lock_state();
-        let change = state.fail_refresh(problem)?;
+        let change = state.mark_unusable(problem, reason)?;
         self.publish_change(&change);
         Some(change)
     }

@@ -143,16 +143,14 @@ fn resolve(args: Args) -> Result<Config, ConfigError> {
         .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
         .map_or(config::DEFAULT_CLIENT_WRITE_TIMEOUT, Duration::from_millis);
     let socket_check_interval =
-        env_number("CODEXD_SOCKET_CHECK_MS", DAY_SECS * 1000, "milliseconds, 1 to 86400000 (a day)")?
-            .map_or(codexd::ipc::keeper::DEFAULT_CHECK_INTERVAL, |ms| Duration::from_millis(ms.max(1)));
+        env_duration("CODEXD_SOCKET_CHECK_MS", MS_UP_TO_A_DAY)?.unwrap_or(codexd::ipc::keeper::DEFAULT_CHECK_INTERVAL);
     let session = resolve_session(&issuer)?;
     let system_config_dir = env("CODEXD_SYSTEM_CONFIG_DIR")
         .map_or_else(|| PathBuf::from(codexd::settings::DEFAULT_SYSTEM_CONFIG_DIR), PathBuf::from);
-    let keyring_timeout = env_number("CODEXD_KEYRING_TIMEOUT_MS", 600_000, "milliseconds, 1 to 600000 (10 minutes)")?
-        .map_or(codexd::store::keyring::DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.max(1)));
+    let keyring_timeout = env_duration("CODEXD_KEYRING_TIMEOUT_MS", MS_UP_TO_TEN_MINUTES)?
+        .unwrap_or(codexd::store::keyring::DEFAULT_TIMEOUT);
     let keyring_poll_interval =
-        env_number("CODEXD_KEYRING_POLL_MS", DAY_SECS * 1000, "milliseconds, 1 to 86400000 (a day)")?
-            .map_or(config::DEFAULT_KEYRING_POLL_INTERVAL, |ms| Duration::from_millis(ms.max(1)));
+        env_duration("CODEXD_KEYRING_POLL_MS", MS_UP_TO_A_DAY)?.unwrap_or(config::DEFAULT_KEYRING_POLL_INTERVAL);
     Ok(Config {
         socket,
         codex_home,
@@ -182,6 +180,29 @@ fn env_number(name: &'static str, max: u64, expected: &'static str) -> Result<Op
 
 const DAY_SECS: u64 = 86_400;
 
+/// The range and unit of a duration-valued variable.
+#[derive(Clone, Copy)]
+struct DurationRange {
+    max: u64,
+    expected: &'static str,
+    unit: fn(u64) -> Duration,
+}
+
+const MS_UP_TO_A_DAY: DurationRange = DurationRange {
+    max: DAY_SECS * 1000,
+    expected: "milliseconds, 1 to 86400000 (a day)",
+    unit: Duration::from_millis,
+};
+const MS_UP_TO_TEN_MINUTES: DurationRange =
+    DurationRange { max: 600_000, expected: "milliseconds, 1 to 600000 (10 minutes)", unit: Duration::from_millis };
+const SECS_UP_TO_A_DAY: DurationRange =
+    DurationRange { max: DAY_SECS, expected: "seconds, 1 to 86400 (a day)", unit: Duration::from_secs };
+
+/// A duration-valued variable in `range` (0 counts as 1); anything else is an error naming the variable.
+fn env_duration(name: &'static str, range: DurationRange) -> Result<Option<Duration>, ConfigError> {
+    Ok(env_number(name, range.max, range.expected)?.map(|n| (range.unit)(n.max(1))))
+}
+
 fn resolve_session(issuer: &str) -> Result<config::SessionConfig, ConfigError> {
     let mut session = config::SessionConfig::new(issuer);
     session.endpoints.refresh_override = env_string("CODEX_REFRESH_TOKEN_URL_OVERRIDE");
@@ -193,23 +214,21 @@ fn resolve_session(issuer: &str) -> Result<config::SessionConfig, ConfigError> {
     if let Some(secs) = env_number("CODEXD_REFRESH_MARGIN_SECS", DAY_SECS, "seconds, at most 86400 (a day)")? {
         session.refresh_margin = Duration::from_secs(secs);
     }
-    let backoff = "milliseconds, 1 to 86400000 (a day)";
-    if let Some(ms) = env_number("CODEXD_REFRESH_BACKOFF_MIN_MS", DAY_SECS * 1000, backoff)? {
-        session.backoff_min = Duration::from_millis(ms.max(1));
+    if let Some(min) = env_duration("CODEXD_REFRESH_BACKOFF_MIN_MS", MS_UP_TO_A_DAY)? {
+        session.backoff_min = min;
     }
-    if let Some(ms) = env_number("CODEXD_REFRESH_BACKOFF_MAX_MS", DAY_SECS * 1000, backoff)? {
-        session.backoff_max = Duration::from_millis(ms.max(1));
+    if let Some(max) = env_duration("CODEXD_REFRESH_BACKOFF_MAX_MS", MS_UP_TO_A_DAY)? {
+        session.backoff_max = max;
     }
     session.backoff_max = session.backoff_max.max(session.backoff_min);
-    if let Some(ms) = env_number("CODEXD_HTTP_TIMEOUT_MS", 600_000, "milliseconds, 1 to 600000 (10 minutes)")? {
-        session.http_timeout = Duration::from_millis(ms.max(1));
+    if let Some(timeout) = env_duration("CODEXD_HTTP_TIMEOUT_MS", MS_UP_TO_TEN_MINUTES)? {
+        session.http_timeout = timeout;
     }
-    let long = "seconds, 1 to 86400 (a day)";
-    if let Some(secs) = env_number("CODEXD_LOGIN_TIMEOUT_SECS", DAY_SECS, long)? {
-        session.login_timeout = Duration::from_secs(secs.max(1));
+    if let Some(timeout) = env_duration("CODEXD_LOGIN_TIMEOUT_SECS", SECS_UP_TO_A_DAY)? {
+        session.login_timeout = timeout;
     }
-    if let Some(secs) = env_number("CODEXD_DEVICE_CODE_TIMEOUT_SECS", DAY_SECS, long)? {
-        session.device_code_timeout = Duration::from_secs(secs.max(1));
+    if let Some(timeout) = env_duration("CODEXD_DEVICE_CODE_TIMEOUT_SECS", SECS_UP_TO_A_DAY)? {
+        session.device_code_timeout = timeout;
     }
     if let Some(ports) = env_string("CODEXD_LOGIN_PORTS") {
         let parsed: Result<Vec<u16>, _> = ports.split(',').map(|p| p.trim().parse::<u16>()).collect();

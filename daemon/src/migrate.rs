@@ -6,11 +6,10 @@
 //! failure in 4 leaves both copies and says so. Everything runs under `store_io` and one `auth.lock`.
 
 use crate::auth::AuthDotJson;
-use crate::daemon::{Daemon, run_blocking};
+use crate::daemon::Daemon;
 use crate::settings::{SettingsError, StoreMode};
-use crate::state::StoreRead;
 use crate::store::{Location, Store, StoreError};
-use codexd_proto::methods::{StoreMigrateResult, UpdateReason};
+use codexd_proto::methods::StoreMigrateResult;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -90,8 +89,7 @@ impl Daemon {
         self.reload_settings().await;
         let settings = self.settings();
         let user_config = self.settings_sources().user_config();
-        let [requirements, managed, ..] = self.settings_sources().files();
-        if let Some(path) = settings.store_set_by.as_ref().filter(|p| **p == requirements || **p == managed)
+        if let Some(path) = &settings.store_managed_by
             && settings.store != to
         {
             return Err(MigrateError::Managed { path: path.clone(), mode: settings.store });
@@ -130,20 +128,12 @@ impl Daemon {
         if let Some(warning) = &moved.warning {
             tracing::warn!("{warning}");
         }
-        self.replace_store(target.clone());
         let mut new_settings = (*self.settings()).clone();
         new_settings.store = to;
         new_settings.store_set_by = Some(user_config);
         self.adopt_settings(new_settings);
         // The same document read from the new place is the same login: no notification.
-        let read = match run_blocking(move || target.read()).await {
-            Ok(reading) => reading.contents.map_or(StoreRead::Absent, StoreRead::Contents),
-            Err(e) => {
-                let problem = codexd_proto::methods::AuthProblem::new(e.reason(), e.to_string());
-                StoreRead::Failed(problem)
-            }
-        };
-        self.apply(read, UpdateReason::External);
+        self.serve_from(target).await;
         drop(record);
         Ok(StoreMigrateResult {
             from: moved.from.map(|l| l.as_str().to_owned()),
@@ -173,15 +163,13 @@ fn migrate(
     // One auth.lock for both stores (the ephemeral store takes none).
     let held = if source.mode() == StoreMode::Ephemeral { target.lock() } else { source.lock() }
         .map_err(|source_error| MigrateError::Read { from: source.mode(), source: source_error })?;
-    let from_ops = source.with_lock(&held);
-    let to_ops = target.with_lock(&held);
     let set_config = || crate::settings::set_user_store(home, to).map_err(|e| MigrateError::Config { source: e });
     let destination = home_of(to);
     let (doc, from) = match pending {
         // The store could not take these tokens; its old copy is removed below, if it lets codexd.
         Some(doc) => (doc.clone(), source.health().location.unwrap_or_else(|| home_of(source.mode()))),
         None => {
-            let reading = from_ops.read().map_err(|e| MigrateError::Read { from: source.mode(), source: e })?;
+            let reading = source.read().map_err(|e| MigrateError::Read { from: source.mode(), source: e })?;
             let (Some(bytes), Some(from)) = (reading.contents, reading.location) else {
                 set_config()?;
                 return Ok(Moved { from: None, moved: false, warning: None });
@@ -193,23 +181,23 @@ fn migrate(
             (AuthDotJson::parse(&bytes).map_err(|e| MigrateError::Unusable(e.to_string()))?, from)
         }
     };
-    if let Err(e) = to_ops.put_at(destination, &doc) {
+    if let Err(e) = held.put_at(destination, &doc) {
         // A keyring that did not answer in time may still store the copy later: ask it to remove it then.
         if matches!(e, StoreError::Keyring(crate::store::KeyringError::Timeout(_))) && from != destination {
-            let _ = to_ops.delete_at(destination);
+            let _ = held.delete_at(destination);
         }
         return Err(MigrateError::Write { to, source: e });
     }
     let undo = |why: MigrateError| {
         // (Pending tokens rewritten in place replaced the only other copy: nothing to undo there.)
         if from != destination
-            && let Err(e) = to_ops.delete_at(destination)
+            && let Err(e) = held.delete_at(destination)
         {
             tracing::error!(error = %e, "cannot remove the copy of a migration that failed");
         }
         why
     };
-    let verified = match to_ops.get_at(destination) {
+    let verified = match held.get_at(destination) {
         Ok(Some(copy)) => match AuthDotJson::parse(&copy) {
             Ok(copy) if copy == doc => Ok(()),
             Ok(_) => Err("it holds another login".to_owned()),
@@ -225,7 +213,7 @@ fn migrate(
         return Err(undo(e));
     }
     // Tokens that were pending for the same place have just been written there: nothing old to remove.
-    let removed = if from == destination { Ok(true) } else { from_ops.delete_at(from) };
+    let removed = if from == destination { Ok(true) } else { held.delete_at(from) };
     let warning = match removed {
         Ok(_) => None,
         Err(e) => Some(format!(

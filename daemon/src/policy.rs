@@ -28,6 +28,12 @@ impl LoginPolicy {
             && self.allowed_login_methods.as_ref().is_none_or(|allowed| allowed.contains(&mode))
     }
 
+    /// The kinds of login allowed, when `forced_login_method` or `allowed_login_methods` restricts them.
+    pub fn allowed_methods(&self) -> Option<Vec<AuthMode>> {
+        (self.forced_login_method.is_some() || self.allowed_login_methods.is_some())
+            .then(|| [AuthMode::ApiKey, AuthMode::Chatgpt].into_iter().filter(|m| self.allows(*m)).collect())
+    }
+
     /// Whether neither kind of login is allowed.
     fn denies_all(&self) -> bool {
         !self.allows(AuthMode::ApiKey) && !self.allows(AuthMode::Chatgpt)

@@ -82,27 +82,40 @@ pub struct RefreshRecord {
 }
 
 /// Refreshed tokens that could not be written yet: `new` replaces the stored document only while the store
-/// still holds `base`.
-/// They belong to the store they were refreshed from, and are written there even after the configuration
-/// switched to another store.
-#[derive(Debug)]
+/// still holds `base`. They belong to the store they were refreshed from, and are written there even after the
+/// configuration switched to another store. `Debug` shows `base` (the raw stored document) as its size only.
 struct PendingWrite {
     base: Vec<u8>,
     new: AuthDotJson,
     store: Arc<crate::store::Store>,
 }
 
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWrite")
+            .field("base", &format_args!("{} bytes", self.base.len()))
+            .field("new", &self.new)
+            .field("store", &self.store.mode())
+            .finish()
+    }
+}
+
 impl RefreshRecord {
+    /// The tokens waiting to be written to the store of `mode`, if any.
+    fn pending_of(&self, mode: crate::settings::StoreMode) -> Option<&PendingWrite> {
+        self.pending_write.as_ref().filter(|p| p.store.mode() == mode)
+    }
+
     /// The document held in memory for the store `current` because it could not be written, if any (logout
     /// revokes its token; a migration moves it).
     pub fn pending_document(&self, current: &crate::store::Store) -> Option<AuthDotJson> {
-        self.pending_write.as_ref().filter(|p| p.store.mode() == current.mode()).map(|p| p.new.clone())
+        self.pending_of(current.mode()).map(|p| p.new.clone())
     }
 
     /// Forgets tokens not yet written to the store `current` (a logout or a login there replaces them; tokens of
     /// another store are kept).
     pub fn discard_pending(&mut self, current: &crate::store::Store) {
-        if self.pending_write.as_ref().is_some_and(|p| p.store.mode() == current.mode()) {
+        if self.pending_of(current.mode()).is_some() {
             self.pending_write = None;
             tracing::warn!("dropping refreshed tokens that were never written: the store is being replaced");
         }
@@ -115,12 +128,7 @@ impl RefreshRecord {
 
     /// What the store held when tokens now waiting to be written to `current` were refreshed.
     pub(crate) fn pending_write_base(&self, current: &crate::store::Store) -> Option<Vec<u8>> {
-        self.pending_write.as_ref().filter(|p| p.store.mode() == current.mode()).map(|p| p.base.clone())
-    }
-
-    /// Whether tokens wait to be written to the store of `mode`.
-    fn pending_for(&self, mode: crate::settings::StoreMode) -> bool {
-        self.pending_write.as_ref().is_some_and(|p| p.store.mode() == mode)
+        self.pending_of(current.mode()).map(|p| p.base.clone())
     }
 
     fn remember_redeemed(&mut self, refresh_token: &str) {
@@ -179,7 +187,7 @@ impl Daemon {
             Ok(()) => self.refresh_locked(&mut record, reason).await,
         };
         let session = &self.config().session;
-        if matches!(outcome, RefreshOutcome::Unavailable(_)) || record.pending_for(self.store().mode()) {
+        if matches!(outcome, RefreshOutcome::Unavailable(_)) || record.pending_of(self.store().mode()).is_some() {
             let delay = record.note_transient(session.backoff_min, session.backoff_max);
             tracing::warn!(
                 retry_in_ms = delay.as_millis() as u64,
@@ -369,7 +377,7 @@ impl Daemon {
             issuer_code: code,
         };
         tracing::warn!(detail, "refresh failed for good; sign in again");
-        self.apply_refresh_failure(problem.clone());
+        self.mark_unusable(problem.clone(), UpdateReason::RefreshFailed);
         RefreshOutcome::Failed(problem)
     }
 
@@ -620,5 +628,35 @@ mod tests {
         assert_eq!(backoff(4, min, max, 1.0), Duration::from_secs(8));
         assert_eq!(backoff(40, min, max, 1.0), max);
         assert_eq!(backoff(4, min, max, 0.0), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn debug_of_tokens_waiting_to_be_written_shows_no_secret() {
+        const CHATGPT: &[u8] = include_bytes!("../../tests/data/auth-chatgpt.json");
+        let home = tempfile::tempdir().unwrap();
+        let backends = crate::store::Backends {
+            file: crate::auth::AuthFile::new(home.path().to_owned()),
+            keyring: crate::store::Keyring::new(home.path(), Duration::from_secs(1)),
+            memory: crate::store::Memory::default(),
+        };
+        let doc = AuthDotJson::parse(CHATGPT).unwrap();
+        let tokens = doc.tokens.clone().unwrap();
+        let record = RefreshRecord {
+            pending_write: Some(PendingWrite {
+                base: CHATGPT.to_vec(),
+                new: doc,
+                store: backends.store(crate::settings::StoreMode::File),
+            }),
+            ..RefreshRecord::default()
+        };
+        // The ephemeral store holds the document too.
+        let memory = backends.store(crate::settings::StoreMode::Ephemeral);
+        let written = memory.lock().unwrap().write(&AuthDotJson::parse(CHATGPT).unwrap()).unwrap();
+        let shown = format!("{record:?} {backends:?} {memory:?}");
+        assert!(shown.contains(&format!("{} bytes", CHATGPT.len())), "{shown}");
+        assert!(shown.contains(&format!("{} bytes", written.contents.len())), "{shown}");
+        for secret in [tokens.refresh_token.expose(), tokens.access_token.expose(), tokens.id_token.expose()] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }

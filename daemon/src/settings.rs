@@ -8,8 +8,8 @@
 
 use crate::policy::LoginPolicy;
 use codexd_proto::methods::AuthMode;
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Where managed config lives when `CODEXD_SYSTEM_CONFIG_DIR` is unset (as the Codex CLI).
@@ -99,14 +99,15 @@ impl SettingsSources {
             allowed_login_methods: first(&layers, ALLOWED_METHODS_KEY, |v| list_of(v, auth_mode))?.map(|(m, _)| m),
             allowed_workspaces: first(&layers, ALLOWED_WORKSPACES_KEY, |v| list_of(v, string))?.map(|(ids, _)| ids),
         };
-        let store_pinned_by = match &store {
-            Some((_, path)) if *path == layers[0].path => Some(path.clone()),
+        // requirements.toml and managed_config.toml come before $CODEX_HOME/config.toml.
+        let store_managed_by = match &store {
+            Some((_, path)) if *path == layers[0].path || *path == layers[1].path => Some(path.clone()),
             _ => None,
         };
         Ok(Settings {
             store: store.as_ref().map(|(mode, _)| *mode).unwrap_or_default(),
             store_set_by: store.map(|(_, path)| path),
-            store_pinned_by,
+            store_managed_by,
             policy,
         })
     }
@@ -134,8 +135,9 @@ pub struct Settings {
     pub store: StoreMode,
     /// The file that set `store` (None = default).
     pub store_set_by: Option<PathBuf>,
-    /// Some(file) when requirements.toml pins the store.
-    pub store_pinned_by: Option<PathBuf>,
+    /// Some(file) when `requirements.toml` or `managed_config.toml` sets the store, which
+    /// `$CODEX_HOME/config.toml` then cannot change.
+    pub store_managed_by: Option<PathBuf>,
     /// The login restrictions of every layer.
     pub policy: LoginPolicy,
 }
@@ -213,7 +215,12 @@ pub fn set_user_store(codex_home: &Path, mode: StoreMode) -> Result<(), Settings
         *value.decor_mut() = old.decor().clone();
     }
     doc[STORE_KEY] = toml_edit::Item::Value(value);
-    write_atomic(&target, doc.to_string().as_bytes(), permissions)
+    // A new file is 0600 whatever the umask; an existing one keeps its permission bits.
+    #[cfg(unix)]
+    let permissions = permissions.or_else(|| Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)));
+    let name = target.file_name().map_or_else(|| "config.toml".into(), |n| n.to_string_lossy().into_owned());
+    let temp_name = |_| format!(".{name}.{:016x}.tmp", rand::random::<u64>());
+    crate::auth::file::replace_atomically(&target, temp_name, doc.to_string().as_bytes(), permissions, || Ok(()))
         .map_err(|source| SettingsError::Write { path, source })
 }
 
@@ -330,35 +337,6 @@ fn invalid_type(value: &toml::Value, expected: &str) -> String {
     format!("invalid type: {found}, expected {expected}")
 }
 
-/// Replaces `path` with `contents`: a temp file in the same directory (`O_EXCL`, 0600), the old file's
-/// permission bits (0600 for a new file), fsync, rename, fsync of the directory. The temp file never outlives a failure.
-fn write_atomic(path: &Path, contents: &[u8], permissions: Option<fs::Permissions>) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map_or_else(|| "config.toml".into(), |n| n.to_string_lossy().into_owned());
-    let (temp_path, mut temp) =
-        crate::auth::file::create_exclusive(dir, |_| format!(".{name}.{:016x}.tmp", rand::random::<u64>()))?;
-    let mut guard = crate::auth::file::RemoveOnDrop(Some(&temp_path));
-    temp.write_all(contents)?;
-    match permissions {
-        Some(permissions) => temp.set_permissions(permissions)?,
-        // A new file is 0600 whatever the umask.
-        #[cfg(unix)]
-        None => temp.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?,
-        #[cfg(not(unix))]
-        None => {}
-    }
-    temp.sync_all()?;
-    drop(temp);
-    fs::rename(&temp_path, path)?;
-    guard.0 = None;
-    #[cfg(unix)]
-    if let Err(error) = File::open(dir).and_then(|d| d.sync_all()) {
-        // The new file is in place; only its durability across a crash is in doubt.
-        tracing::warn!(dir = %dir.display(), %error, "cannot fsync the config directory");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,8 +439,8 @@ mod tests {
                 assert_eq!(settings.store_set_by.as_ref(), Some(&high_path), "{high} over {low}");
                 assert_eq!(settings.policy.forced_login_method, Some(AuthMode::ApiKey), "{high} over {low}");
                 assert_eq!(settings.policy.forced_workspace_ids, Some(vec!["ws-high".to_owned()]));
-                let pinned = (*high == "requirements.toml").then(|| high_path.clone());
-                assert_eq!(settings.store_pinned_by, pinned, "{high} over {low}");
+                let managed = matches!(*high, "requirements.toml" | "managed_config.toml").then(|| high_path.clone());
+                assert_eq!(settings.store_managed_by, managed, "{high} over {low}");
 
                 // Alone, the lower layer takes effect.
                 fs::remove_file(&high_path).unwrap();
@@ -483,7 +461,7 @@ mod tests {
         let settings = dirs.load();
         assert_eq!(settings.store, StoreMode::File);
         assert_eq!(settings.store_set_by.as_ref(), Some(&requirements));
-        assert_eq!(settings.store_pinned_by, Some(requirements));
+        assert_eq!(settings.store_managed_by, Some(requirements));
     }
 
     #[test]

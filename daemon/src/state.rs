@@ -72,13 +72,6 @@ pub struct Change {
     pub loaded: Loaded,
 }
 
-impl Change {
-    /// Whether the change is managed policy refusing stored credentials (which must then be removed).
-    pub fn refused_by_policy(&self) -> bool {
-        self.loaded.is_policy_refusal()
-    }
-}
-
 /// The one owner of the credential state (kept behind the daemon's mutex).
 #[derive(Debug)]
 pub struct CredentialState {
@@ -114,15 +107,9 @@ impl CredentialState {
         &self.loaded
     }
 
-    /// Marks the credentials as unusable after a refresh failed for good. The stored contents are unchanged,
-    /// so the mark lasts until the store changes (a login, or another program writing new tokens); `None` when
-    /// there were no usable credentials to mark.
-    pub fn fail_refresh(&mut self, problem: AuthProblem) -> Option<Change> {
-        self.mark_unusable(problem, UpdateReason::RefreshFailed)
-    }
-
-    /// Marks usable credentials as unusable for `problem` until the store changes (see
-    /// [`CredentialState::fail_refresh`]); `None` when there were none.
+    /// Marks usable credentials as unusable for `problem` (a refresh refused for good, a logout that revoked but
+    /// could not remove). The stored contents are unchanged, so the mark lasts until the store changes (a login,
+    /// or another program writing new tokens); `None` when there were no usable credentials to mark.
     pub fn mark_unusable(&mut self, problem: AuthProblem, reason: UpdateReason) -> Option<Change> {
         if !matches!(self.loaded, Loaded::LoggedIn(_)) {
             return None;
@@ -254,9 +241,11 @@ mod tests {
     #[test]
     fn a_refresh_failure_lasts_until_the_store_changes() {
         let mut state = CredentialState::new(StoreRead::Contents(APIKEY.to_vec()), LoginPolicy::default());
-        let failed = state.fail_refresh(AuthProblem::new("refreshFailed", "sign in again")).unwrap();
+        let failed = state
+            .mark_unusable(AuthProblem::new("refreshFailed", "sign in again"), UpdateReason::RefreshFailed)
+            .unwrap();
         assert_eq!((failed.generation, failed.reason), (1, UpdateReason::RefreshFailed));
-        assert!(state.fail_refresh(AuthProblem::new("refreshFailed", "again")).is_none());
+        assert!(state.mark_unusable(AuthProblem::new("refreshFailed", "again"), UpdateReason::RefreshFailed).is_none());
         assert!(state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).is_none());
         assert!(matches!(state.loaded(), Loaded::Unusable(_)));
         let other = b"{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-test-456\"\n}";
@@ -284,7 +273,7 @@ mod tests {
         let mut state = CredentialState::new(StoreRead::Absent, chatgpt_only());
         let refused = state.observe(StoreRead::Contents(APIKEY.to_vec()), UpdateReason::External).unwrap();
         assert_eq!(refused.reason, UpdateReason::Policy);
-        assert!(refused.refused_by_policy());
+        assert!(refused.loaded.is_policy_refusal());
         let Loaded::Unusable(problem) = &refused.loaded else { panic!("expected a policy problem") };
         assert_eq!(problem.message, "ChatGPT login is required, but an API key is currently being used. Logging out.");
         // The daemon removes them: no second notification, and the reason stays visible.
@@ -305,7 +294,7 @@ mod tests {
         let relaxed = state.set_policy(LoginPolicy::default()).unwrap();
         assert!(matches!(relaxed.loaded, Loaded::LoggedIn(_)));
         // A refresh failure is not undone by a policy change.
-        state.fail_refresh(AuthProblem::new("refreshFailed", "sign in again")).unwrap();
+        state.mark_unusable(AuthProblem::new("refreshFailed", "sign in again"), UpdateReason::RefreshFailed).unwrap();
         assert!(state.set_policy(LoginPolicy::default()).is_none());
         assert!(matches!(state.loaded(), Loaded::Unusable(p) if p.reason == "refreshFailed"));
     }

@@ -13,7 +13,7 @@
 use crate::daemon::Daemon;
 use crate::settings::StoreMode;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -49,30 +49,19 @@ pub fn spawn_store_watcher(daemon: Arc<Daemon>) -> notify::Result<StoreWatcher> 
     let store_wake = Arc::new(Notify::new());
     let settings_wake = Arc::new(Notify::new());
     let home = daemon.config().codex_home.clone();
-    let system_dir = daemon.config().system_config_dir.clone();
     let (store_tx, settings_tx) = (store_wake.clone(), settings_wake.clone());
-    let classify_home = home.clone();
-    let classify_system = system_dir.clone();
-    // Where symlinked config files really live (a dotfiles checkout, a ConfigMap): watched too.
-    let targets: Arc<Mutex<Vec<std::path::PathBuf>>> = Arc::default();
-    let classify_targets = targets.clone();
+    let paths = Arc::new(Mutex::new(Watched::default()));
+    let classify_paths = paths.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let target = match event {
             // Opens and reads (the daemon's own re-reads among them) change nothing; reacting to them would loop.
             Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => Target::Nothing,
             // An overflowed kernel queue arrives as a rescan that names no file: re-read everything then.
             Ok(event) if event.need_rescan() || event.paths.is_empty() => Target::Both,
-            Ok(event) => event
-                .paths
-                .iter()
-                .map(|p| {
-                    if crate::daemon::lock(&classify_targets).iter().any(|t| t == p) {
-                        Target::Settings
-                    } else {
-                        classify(p, &classify_home, &classify_system)
-                    }
-                })
-                .fold(Target::Nothing, merge),
+            Ok(event) => {
+                let paths = crate::daemon::lock(&classify_paths);
+                event.paths.iter().map(|p| paths.classify(p)).fold(Target::Nothing, merge)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "file watcher error; re-reading the store and the settings");
                 Target::Both
@@ -87,8 +76,7 @@ pub fn spawn_store_watcher(daemon: Arc<Daemon>) -> notify::Result<StoreWatcher> 
     })?;
     let watcher = Arc::new(Mutex::new(watcher));
     crate::daemon::lock(&watcher).watch(&home, RecursiveMode::NonRecursive)?;
-    watch_system_dir(&watcher, &system_dir);
-    watch_link_targets(&watcher, &targets, &daemon.settings_sources().files());
+    arm(&watcher, &paths, &daemon);
     let store_daemon = daemon.clone();
     let store_task = tokio::spawn(async move {
         loop {
@@ -104,12 +92,20 @@ pub fn spawn_store_watcher(daemon: Arc<Daemon>) -> notify::Result<StoreWatcher> 
             while tokio::time::timeout(SETTLE, settings_wake.notified()).await.is_ok() {}
             // The system directory may have been created (or removed and created again) meanwhile, and a
             // symlink may point elsewhere now.
-            watch_system_dir(&rearm, &daemon.config().system_config_dir);
-            watch_link_targets(&rearm, &targets, &daemon.settings_sources().files());
+            arm(&rearm, &paths, &daemon);
             daemon.reload_settings().await;
         }
     });
     Ok(StoreWatcher { _watcher: watcher, tasks: vec![store_task, settings_task] })
+}
+
+/// (Re)arms the watches that can change while codexd runs (the system config directory, the symlink targets)
+/// and the paths events are sorted by.
+fn arm(watcher: &Mutex<RecommendedWatcher>, paths: &Mutex<Watched>, daemon: &Daemon) {
+    let config = daemon.config();
+    watch_system_dir(watcher, &config.system_config_dir);
+    let link_targets = watch_link_targets(watcher, daemon);
+    *crate::daemon::lock(paths) = Watched::new(&config.codex_home, &config.system_config_dir, link_targets);
 }
 
 /// Watches the system config directory, or its parent while the directory does not exist. Watching a path
@@ -127,13 +123,11 @@ fn watch_system_dir(watcher: &Mutex<RecommendedWatcher>, system_dir: &Path) {
     }
 }
 
-/// Watches the directories that symlinked config files resolve to, and records the resolved files.
-fn watch_link_targets(
-    watcher: &Mutex<RecommendedWatcher>,
-    targets: &Mutex<Vec<std::path::PathBuf>>,
-    files: &[std::path::PathBuf],
-) {
-    let resolved: Vec<_> = files
+/// Watches the directories that the symlinked config files resolve to; returns the resolved files.
+fn watch_link_targets(watcher: &Mutex<RecommendedWatcher>, daemon: &Daemon) -> Vec<PathBuf> {
+    let resolved: Vec<_> = daemon
+        .settings_sources()
+        .files()
         .iter()
         .filter(|f| f.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()))
         .filter_map(|f| std::fs::canonicalize(f).ok())
@@ -146,33 +140,50 @@ fn watch_link_targets(
             tracing::debug!(dir = %dir.display(), error = %e, "cannot watch a config symlink's target");
         }
     }
-    *crate::daemon::lock(targets) = resolved;
+    resolved
 }
 
-fn classify(path: &Path, home: &Path, system_dir: &Path) -> Target {
-    let Some(name) = path.file_name() else { return Target::Nothing };
-    let dir = path.parent().unwrap_or(Path::new(""));
-    if path == system_dir {
-        return Target::Settings;
+/// The paths events are sorted by: each directory as configured and as resolved (a watcher may report either),
+/// worked out when the watches are (re)armed, not per event.
+#[derive(Debug, Default)]
+struct Watched {
+    home: Vec<PathBuf>,
+    system_dir: Vec<PathBuf>,
+    /// Where symlinked config files really live (a dotfiles checkout, a ConfigMap).
+    link_targets: Vec<PathBuf>,
+}
+
+impl Watched {
+    fn new(home: &Path, system_dir: &Path, link_targets: Vec<PathBuf>) -> Self {
+        let both = |dir: &Path| {
+            let mut forms = vec![dir.to_owned()];
+            forms.extend(std::fs::canonicalize(dir).ok().filter(|c| c != dir));
+            forms
+        };
+        Watched { home: both(home), system_dir: both(system_dir), link_targets }
     }
-    if same_dir(dir, home) {
-        if name == crate::auth::AUTH_FILE_NAME {
-            return Target::Store;
-        }
-        if name == "config.toml" {
+
+    fn classify(&self, path: &Path) -> Target {
+        let Some(name) = path.file_name() else { return Target::Nothing };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if self.system_dir.iter().any(|d| d == path) || self.link_targets.iter().any(|t| t == path) {
             return Target::Settings;
         }
+        if self.home.iter().any(|d| d == dir) {
+            if name == crate::auth::AUTH_FILE_NAME {
+                return Target::Store;
+            }
+            if name == "config.toml" {
+                return Target::Settings;
+            }
+        }
+        // Anything in the system directory: its files may be symlinks re-pointed by renaming another entry (a
+        // Kubernetes ConfigMap's `..data`), and re-reading costs little (the daemon compares what it reads).
+        if self.system_dir.iter().any(|d| d == dir) {
+            return Target::Settings;
+        }
+        Target::Nothing
     }
-    // Anything in the system directory: its files may be symlinks re-pointed by renaming another entry (a
-    // Kubernetes ConfigMap's `..data`), and re-reading costs little (the daemon compares what it reads).
-    if same_dir(dir, system_dir) {
-        return Target::Settings;
-    }
-    Target::Nothing
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    a == b || std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok()).is_some_and(|(a, b)| a == b)
 }
 
 fn merge(a: Target, b: Target) -> Target {
@@ -189,13 +200,13 @@ fn merge(a: Target, b: Target) -> Target {
 pub fn spawn_keyring_poller(daemon: Arc<Daemon>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let base = daemon.config().keyring_poll_interval;
-        let mut modes = daemon.watch_store_mode();
+        let mut stores = daemon.watch_store();
         let mut interval = base;
         loop {
             // No timer at all while the store has no keyring.
-            while !matches!(*modes.borrow_and_update(), StoreMode::Keyring | StoreMode::Auto) {
+            while !matches!(stores.borrow_and_update().mode(), StoreMode::Keyring | StoreMode::Auto) {
                 interval = base;
-                if modes.changed().await.is_err() {
+                if stores.changed().await.is_err() {
                     return;
                 }
             }
@@ -221,16 +232,18 @@ mod tests {
 
     #[test]
     fn events_are_sorted_by_the_file_they_name() {
-        let home = Path::new("/h");
-        let system = Path::new("/etc/codex");
-        assert_eq!(classify(Path::new("/h/auth.json"), home, system), Target::Store);
-        assert_eq!(classify(Path::new("/h/config.toml"), home, system), Target::Settings);
-        assert_eq!(classify(Path::new("/h/.auth-XYZ"), home, system), Target::Nothing);
-        assert_eq!(classify(Path::new("/etc/codex/requirements.toml"), home, system), Target::Settings);
-        assert_eq!(classify(Path::new("/etc/codex/managed_config.toml"), home, system), Target::Settings);
-        assert_eq!(classify(Path::new("/etc/codex"), home, system), Target::Settings);
-        assert_eq!(classify(Path::new("/etc/codex/..data"), home, system), Target::Settings);
-        assert_eq!(classify(Path::new("/etc/passwd"), home, system), Target::Nothing);
+        let watched = Watched::new(Path::new("/h"), Path::new("/etc/codex"), vec![PathBuf::from("/dots/config.toml")]);
+        let classify = |path: &str| watched.classify(Path::new(path));
+        assert_eq!(classify("/h/auth.json"), Target::Store);
+        assert_eq!(classify("/dots/config.toml"), Target::Settings);
+        assert_eq!(classify("/dots/other"), Target::Nothing);
+        assert_eq!(classify("/h/config.toml"), Target::Settings);
+        assert_eq!(classify("/h/.auth-XYZ"), Target::Nothing);
+        assert_eq!(classify("/etc/codex/requirements.toml"), Target::Settings);
+        assert_eq!(classify("/etc/codex/managed_config.toml"), Target::Settings);
+        assert_eq!(classify("/etc/codex"), Target::Settings);
+        assert_eq!(classify("/etc/codex/..data"), Target::Settings);
+        assert_eq!(classify("/etc/passwd"), Target::Nothing);
         assert_eq!(merge(Target::Store, Target::Settings), Target::Both);
         assert_eq!(merge(Target::Nothing, Target::Store), Target::Store);
     }

@@ -124,13 +124,8 @@ impl AuthDotJson {
     /// The keyring value as bytes: the same document as compact JSON (also the canonical form the daemon
     /// fingerprints, so the same login read from the file or the keyring is the same login).
     pub fn to_compact_bytes(&self) -> Vec<u8> {
-        self.to_keyring_string().into_bytes()
-    }
-
-    /// The keyring value: the same document as compact JSON.
-    pub fn to_keyring_string(&self) -> String {
         // Infallible, as for `to_file_bytes`.
-        serde_json::to_string(self).expect("AuthDotJson serializes to JSON")
+        serde_json::to_vec(self).expect("AuthDotJson serializes to JSON")
     }
 
     /// How the document authenticates: `auth_mode` when set (`None` for modes codexd does not support), else
@@ -261,8 +256,8 @@ mod tests {
     #[test]
     fn the_keyring_string_is_the_compact_document() {
         let doc = AuthDotJson::parse(APIKEY).unwrap();
-        assert_eq!(doc.to_keyring_string(), r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-123"}"#);
-        assert_eq!(AuthDotJson::parse(doc.to_keyring_string().as_bytes()).unwrap(), doc);
+        assert_eq!(doc.to_compact_bytes(), br#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-123"}"#);
+        assert_eq!(AuthDotJson::parse(&doc.to_compact_bytes()).unwrap(), doc);
     }
 
     #[test]

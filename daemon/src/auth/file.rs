@@ -6,7 +6,7 @@
 //! A failure before the rename removes the temp file and leaves the old `auth.json` untouched. The lock files
 //! are left behind, as the Codex CLI leaves them.
 
-use super::{AuthDotJson, AuthFileError};
+use super::AuthFileError;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -89,31 +89,9 @@ impl AuthFile {
         }
     }
 
-    /// Reads and parses `auth.json`; `Ok(None)` when it does not exist.
-    pub fn load(&self) -> Result<Option<AuthDotJson>, AuthFileError> {
-        self.read()?.map(|bytes| AuthDotJson::parse(&bytes)).transpose()
-    }
-
     /// Replaces `auth.json` with `contents`, atomically and under both locks. The result has mode 0600.
     pub fn write(&self, contents: &[u8]) -> Result<(), AuthFileError> {
         self.lock_store()?.write(contents)
-    }
-
-    /// Writes `doc` in the Codex CLI's format (see [`AuthFile::write`]).
-    pub fn save(&self, doc: &AuthDotJson) -> Result<(), AuthFileError> {
-        self.write(&doc.to_file_bytes())
-    }
-
-    /// A read-compare-write under `auth.lock`: re-reads `auth.json`, passes its contents (`None` when absent) to
-    /// `decide`, and writes what `decide` returns, if anything. Returns whether it wrote.
-    pub fn update(&self, decide: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>) -> Result<bool, AuthFileError> {
-        let locked = self.lock_store()?;
-        let current = locked.read()?;
-        let Some(contents) = decide(current.as_deref()) else {
-            return Ok(false);
-        };
-        locked.write(&contents)?;
-        Ok(true)
     }
 
     /// Removes `auth.json` under both locks; returns whether it existed (`false` also when `$CODEX_HOME` does not
@@ -163,42 +141,30 @@ impl AuthFile {
         }
     }
 
-    /// Writes `contents` to a fresh temp file and renames it over `auth.json`. The caller holds both locks.
+    /// Writes `contents` to a fresh temp file `.auth-XXXXXX` and renames it over `auth.json` (mode 0600, as the
+    /// Codex CLI's). The caller holds both locks.
     fn replace(&self, contents: &[u8]) -> Result<(), AuthFileError> {
-        let write_error = |source| AuthFileError::Write { path: self.path.clone(), source };
-        let (temp_path, mut temp) = self.create_temp().map_err(write_error)?;
-        let mut guard = RemoveOnDrop(Some(&temp_path));
-        temp.write_all(contents).map_err(write_error)?;
         #[cfg(unix)]
-        {
-            // The file was created 0600; make sure no umask made it narrower than the Codex CLI's 0600 either.
-            use std::os::unix::fs::PermissionsExt as _;
-            temp.set_permissions(fs::Permissions::from_mode(0o600)).map_err(write_error)?;
-        }
-        temp.sync_all().map_err(write_error)?;
-        drop(temp);
-        #[cfg(test)]
-        if self.fail_before_rename {
-            return Err(write_error(io::Error::other("injected failure")));
-        }
-        fs::rename(&temp_path, &self.path).map_err(write_error)?;
-        guard.0 = None;
-        self.sync_home();
-        Ok(())
+        // Created 0600; make sure no umask made it narrower than the Codex CLI's 0600 either.
+        let permissions = Some(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        #[cfg(not(unix))]
+        let permissions = None;
+        let before_rename = || {
+            #[cfg(test)]
+            if self.fail_before_rename {
+                return Err(io::Error::other("injected failure"));
+            }
+            Ok(())
+        };
+        let temp_name = |attempt| format!("{TEMP_PREFIX}{}", random_suffix(attempt));
+        replace_atomically(&self.path, temp_name, contents, permissions, before_rename)
+            .map_err(|source| AuthFileError::Write { path: self.path.clone(), source })
     }
 
-    /// Creates `$CODEX_HOME/.auth-XXXXXX` with `O_CREAT|O_EXCL`, mode 0600.
-    fn create_temp(&self) -> io::Result<(PathBuf, File)> {
-        create_exclusive(&self.home, |attempt| format!("{TEMP_PREFIX}{}", random_suffix(attempt)))
-    }
-
-    /// Fsyncs `$CODEX_HOME` so the rename is durable. The new file is already in place, so a failure is only
+    /// Fsyncs `$CODEX_HOME` so a rename or removal is durable. The change is already made, so a failure is only
     /// logged.
     fn sync_home(&self) {
-        #[cfg(unix)]
-        if let Err(error) = File::open(&self.home).and_then(|dir| dir.sync_all()) {
-            tracing::warn!(dir = %self.home.display(), %error, "cannot fsync the credential directory");
-        }
+        sync_dir(&self.home);
     }
 }
 
@@ -250,8 +216,42 @@ impl StoreLock {
     }
 }
 
+/// Replaces `path` with `contents` atomically: a temp file in the same directory named by `temp_name(attempt)`
+/// (`O_EXCL`, 0600), then `permissions` (if any), fsync, `before_rename` (a test hook), rename, and an fsync of
+/// the directory. A failure before the rename removes the temp file and leaves `path` as it was.
+pub(crate) fn replace_atomically(
+    path: &Path,
+    temp_name: impl Fn(u32) -> String,
+    contents: &[u8],
+    permissions: Option<fs::Permissions>,
+    before_rename: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (temp_path, mut temp) = create_exclusive(dir, temp_name)?;
+    let mut guard = RemoveOnDrop(Some(&temp_path));
+    temp.write_all(contents)?;
+    if let Some(permissions) = permissions {
+        temp.set_permissions(permissions)?;
+    }
+    temp.sync_all()?;
+    drop(temp);
+    before_rename()?;
+    fs::rename(&temp_path, path)?;
+    guard.0 = None;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Fsyncs a directory so that a rename in it is durable; the change is made already, so a failure is only logged.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Err(error) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), %error, "cannot fsync the directory");
+    }
+}
+
 /// Creates a new file in `dir` with `O_CREAT|O_EXCL`, mode 0600, named by `name(attempt)`; tries 16 names.
-pub(crate) fn create_exclusive(dir: &Path, name: impl Fn(u32) -> String) -> io::Result<(PathBuf, File)> {
+fn create_exclusive(dir: &Path, name: impl Fn(u32) -> String) -> io::Result<(PathBuf, File)> {
     let mut last_error = None;
     for attempt in 0..16 {
         let path = dir.join(name(attempt));
@@ -269,7 +269,7 @@ pub(crate) fn create_exclusive(dir: &Path, name: impl Fn(u32) -> String) -> io::
 }
 
 /// Removes a temp file unless the rename consumed it (then set the path to `None`).
-pub(crate) struct RemoveOnDrop<'a>(pub(crate) Option<&'a Path>);
+struct RemoveOnDrop<'a>(Option<&'a Path>);
 
 impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {
@@ -306,6 +306,7 @@ fn random_suffix(attempt: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AuthDotJson;
 
     const APIKEY: &[u8] = include_bytes!("../../../tests/data/auth-apikey.json");
     const CHATGPT: &[u8] = include_bytes!("../../../tests/data/auth-chatgpt.json");
@@ -328,10 +329,9 @@ mod tests {
         let file = AuthFile::new(home.path().to_owned());
         assert_eq!(file.path(), home.path().join("auth.json"));
         assert_eq!(file.read().unwrap(), None);
-        assert!(file.load().unwrap().is_none());
         file.write(APIKEY).unwrap();
         assert_eq!(file.read().unwrap().as_deref(), Some(APIKEY));
-        file.save(&file.load().unwrap().unwrap()).unwrap();
+        file.write(&AuthDotJson::parse(&file.read().unwrap().unwrap()).unwrap().to_file_bytes()).unwrap();
         assert_eq!(file.read().unwrap().as_deref(), Some(APIKEY));
         assert!(home.path().join("auth.lock").exists() && home.path().join("auth.json.lock").exists());
         assert!(temp_files(home.path()).is_empty());
@@ -456,17 +456,6 @@ mod tests {
         assert_eq!(file.read().unwrap(), None);
         drop(holder);
         file.write(APIKEY).unwrap();
-    }
-
-    #[test]
-    fn update_rereads_under_the_lock_and_writes_only_when_asked() {
-        let home = tempfile::tempdir().unwrap();
-        let file = quick(home.path());
-        assert!(!file.update(|current| current.map(<[u8]>::to_vec)).unwrap());
-        assert_eq!(file.read().unwrap(), None);
-        assert!(file.update(|current| { current.is_none().then(|| APIKEY.to_vec()) }).unwrap());
-        assert!(!file.update(|current| { current.is_none().then(|| CHATGPT.to_vec()) }).unwrap());
-        assert_eq!(file.read().unwrap().as_deref(), Some(APIKEY));
     }
 
     #[test]

@@ -78,11 +78,7 @@ pub fn close_inherited_descriptors(keep: usize) {
 
 /// How many sockets the service manager passed to this process (`LISTEN_FDS`, when `LISTEN_PID` is us).
 pub fn passed_socket_count() -> usize {
-    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    if !pid_matches {
-        return 0;
-    }
-    std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0)
+    sd_notify::listen_fds().map_or(0, |fds| fds.len())
 }
 
 /// Checks that `owned` is a listening Unix stream socket and finds its path.

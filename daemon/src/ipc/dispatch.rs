@@ -5,7 +5,6 @@ use crate::events::EncodedLine;
 use crate::oauth::RefreshReason;
 use crate::refresh::RefreshOutcome;
 use crate::state::Loaded;
-use codexd_proto::methods::AuthMode;
 use codexd_proto::methods::{
     Account, AccountReadParams, AccountReadResult, ClientInfo, DaemonStatusResult, EmptyResult, GetAuthStatusParams,
     GetAuthStatusResult, InitializeParams, InitializeResult, LoginCancelParams, LoginCancelResult, LoginPolicyStatus,
@@ -248,14 +247,7 @@ fn daemon_status(daemon: &Daemon) -> DaemonStatusResult {
         store_problem: health.problem,
         config_problem: daemon.config_problem(),
         login_policy: settings.policy.is_restricted().then(|| LoginPolicyStatus {
-            allowed_methods: (settings.policy.forced_login_method.is_some()
-                || settings.policy.allowed_login_methods.is_some())
-            .then(|| {
-                [AuthMode::ApiKey, AuthMode::Chatgpt]
-                    .into_iter()
-                    .filter(|m| settings.policy.check_method(*m).is_ok())
-                    .collect()
-            }),
+            allowed_methods: settings.policy.allowed_methods(),
             allowed_workspaces: settings.policy.effective_workspaces(),
         }),
         codex_home: config.codex_home.display().to_string(),

@@ -31,7 +31,7 @@ impl SocketId {
 /// What one look at the socket file found.
 #[derive(Debug)]
 pub enum Check {
-    /// Still the socket this daemon serves (its timestamps were set to now).
+    /// Still the socket this daemon serves (`check_and_touch` has set its timestamps to now).
     Ours,
     /// No file at the path any more.
     Gone,
@@ -41,20 +41,28 @@ pub enum Check {
     Unknown(std::io::Error),
 }
 
+/// Looks at `path`: is it still the file `id`?
+#[cfg(unix)]
+pub fn check(path: &Path, id: SocketId) -> Check {
+    match SocketId::of(path) {
+        Ok(now) if now == id => Check::Ours,
+        Ok(_) => Check::Replaced,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::Gone,
+        Err(e) => Check::Unknown(e),
+    }
+}
+
 /// Looks at `path`: is it still the file `id`? If so, sets its access and modification times to now, so that
 /// cleaners of `$XDG_RUNTIME_DIR` or `/tmp` that go by age leave it alone. A failed touch is logged, not fatal.
 #[cfg(unix)]
 pub fn check_and_touch(path: &Path, id: SocketId) -> Check {
-    match SocketId::of(path) {
-        Ok(now) if now == id => {}
-        Ok(_) => return Check::Replaced,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Check::Gone,
-        Err(e) => return Check::Unknown(e),
-    }
-    if let Err(e) = touch(path) {
+    let check = check(path, id);
+    if matches!(check, Check::Ours)
+        && let Err(e) = touch(path)
+    {
         tracing::debug!(path = %path.display(), error = %e, "could not touch the socket");
     }
-    Check::Ours
+    check
 }
 
 #[cfg(unix)]

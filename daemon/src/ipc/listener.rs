@@ -92,29 +92,21 @@ impl SocketGuard {
     pub fn id(&self) -> Option<SocketId> {
         self.id
     }
-
-    /// Whether the socket was passed in by a service manager rather than bound by codexd.
-    pub fn adopted(&self) -> bool {
-        self.adopted
-    }
 }
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         #[cfg(unix)]
         {
-            if self.adopted {
-                return;
-            }
-            match SocketId::of(&self.path) {
-                Ok(now) if Some(now) == self.id => {}
-                Ok(_) => {
+            let Some(id) = self.id.filter(|_| !self.adopted) else { return };
+            match super::keeper::check(&self.path, id) {
+                // Cannot tell: removing is what a clean stop needs, and the lock keeps other daemons off.
+                super::keeper::Check::Ours | super::keeper::Check::Unknown(_) => {}
+                super::keeper::Check::Replaced => {
                     tracing::info!(path = %self.path.display(), "leaving the socket alone: it is not ours any more");
                     return;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                // Cannot tell: removing is what a clean stop needs, and the lock keeps other daemons off.
-                Err(_) => {}
+                super::keeper::Check::Gone => return,
             }
             if let Err(e) = std::fs::remove_file(&self.path)
                 && e.kind() != std::io::ErrorKind::NotFound

@@ -72,14 +72,12 @@ impl Logins {
 
     /// Stops the login with this id, if it is still in progress.
     pub fn cancel(&self, id: &str) -> CancelStatus {
-        let mut active = lock(&self.active);
-        match active.as_ref() {
-            Some(a) if a.id == id => {
-                a.stop.stop(CANCELED);
-                *active = None;
+        match self.take(id) {
+            Some(active) => {
+                active.stop.stop(CANCELED);
                 CancelStatus::Canceled
             }
-            _ => CancelStatus::NotFound,
+            None => CancelStatus::NotFound,
         }
     }
 
@@ -93,20 +91,17 @@ impl Logins {
     /// Marks the login as past the point of no return (its credentials are about to be stored): it can no
     /// longer be canceled or replaced. `false` when it was stopped first.
     fn commit(&self, id: &str) -> bool {
-        let mut active = lock(&self.active);
-        if active.as_ref().is_some_and(|a| a.id == id) {
-            *active = None;
-            true
-        } else {
-            false
-        }
+        self.take(id).is_some()
     }
 
     fn finish(&self, id: &str) {
+        self.take(id);
+    }
+
+    /// Removes the login with this id from "in progress", if it still is.
+    fn take(&self, id: &str) -> Option<Active> {
         let mut active = lock(&self.active);
-        if active.as_ref().is_some_and(|a| a.id == id) {
-            *active = None;
-        }
+        if active.as_ref().is_some_and(|a| a.id == id) { active.take() } else { None }
     }
 }
 

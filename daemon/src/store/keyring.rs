@@ -62,12 +62,7 @@ impl KeyringError {
 pub fn account_for(codex_home: &Path) -> String {
     let canonical = std::fs::canonicalize(codex_home).unwrap_or_else(|_| codex_home.to_owned());
     let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
-    let hex = digest.iter().take(8).fold(String::with_capacity(16), |mut hex, b| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{b:02x}");
-        hex
-    });
-    format!("cli|{hex}")
+    format!("cli|{}", &format!("{digest:x}")[..16])
 }
 
 enum Op {
@@ -109,11 +104,6 @@ impl Keyring {
     /// The entry of `codex_home`'s login; every call waits at most `timeout`.
     pub fn new(codex_home: &Path, timeout: Duration) -> Arc<Keyring> {
         Arc::new(Keyring { account: account_for(codex_home), timeout, jobs: Mutex::new(None) })
-    }
-
-    /// The account name (`cli|…`).
-    pub fn account(&self) -> &str {
-        &self.account
     }
 
     /// The stored value; `Ok(None)` when there is no entry.

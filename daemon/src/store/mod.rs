@@ -172,11 +172,6 @@ impl Store {
         self.mode
     }
 
-    /// `auth.json`, which every mode but `ephemeral` may touch.
-    pub fn file(&self) -> &AuthFile {
-        &self.file
-    }
-
     /// Where the credentials are and what is wrong, as of the last call.
     pub fn health(&self) -> Health {
         crate::daemon::lock(&self.health).clone()
@@ -199,12 +194,6 @@ impl Store {
             _ => Some(self.file.lock_store()?),
         };
         Ok(Locked { store: self.clone(), guard })
-    }
-
-    /// The operations of `self` under a lock taken for another store of the same home (a migration holds one
-    /// `auth.lock` for both stores: a second `flock` of the same file from this process would wait for the first).
-    pub fn with_lock<'a>(self: &Arc<Self>, held: &'a Locked) -> Borrowed<'a> {
-        Borrowed { store: self.clone(), guard: held.guard.as_ref() }
     }
 
     fn read_inner(&self) -> Result<Reading, StoreError> {
@@ -244,36 +233,71 @@ impl Store {
         }
     }
 
-    fn write_inner(&self, guard: Option<&StoreLock>, doc: &AuthDotJson) -> Result<Written, StoreError> {
-        let to_keyring = || -> Result<Written, KeyringError> {
-            let contents = doc.to_compact_bytes();
-            self.keyring.set(&contents)?;
-            Ok(Written { contents, location: Location::Keyring })
-        };
-        let written = match self.mode {
-            StoreMode::File => write_file(guard, doc)?,
-            StoreMode::Keyring => {
-                let written = to_keyring()?;
-                self.clear_problem();
-                Self::remove_stale_file(guard);
-                written
+    /// Reads one location only, whatever the mode.
+    fn get_at(&self, location: Location) -> Result<Option<Vec<u8>>, StoreError> {
+        match location {
+            Location::File => Ok(self.file.read()?),
+            Location::Keyring => Ok(self.keyring.get()?),
+            Location::Memory => Ok(self.memory.get()),
+        }
+    }
+
+    /// Writes `doc` to one location only, with no fallback and no clean-up of the others: the file in the Codex
+    /// CLI's pretty format (under `guard`), the keyring and memory in compact JSON.
+    fn put_at(&self, guard: Option<&StoreLock>, location: Location, doc: &AuthDotJson) -> Result<Written, StoreError> {
+        let contents = match location {
+            Location::File => {
+                let guard = guard.ok_or_else(|| StoreError::Task("auth.json written without auth.lock".to_owned()))?;
+                let contents = doc.to_file_bytes();
+                guard.write(&contents)?;
+                contents
             }
-            StoreMode::Auto => match to_keyring() {
-                Ok(written) => {
-                    self.clear_problem();
-                    Self::remove_stale_file(guard);
-                    written
-                }
-                Err(e) => {
-                    self.note_fallback(&e, "written to");
-                    write_file(guard, doc)?
-                }
-            },
-            StoreMode::Ephemeral => {
+            Location::Keyring => {
+                let contents = doc.to_compact_bytes();
+                self.keyring.set(&contents)?;
+                contents
+            }
+            Location::Memory => {
                 let contents = doc.to_compact_bytes();
                 self.memory.set(contents.clone());
-                Written { contents, location: Location::Memory }
+                contents
             }
+        };
+        Ok(Written { contents, location })
+    }
+
+    /// Removes the credentials from one location only; returns whether there were any. Without `guard` (the
+    /// ephemeral store's lock) the file is not touched.
+    fn delete_at(&self, guard: Option<&StoreLock>, location: Location) -> Result<bool, StoreError> {
+        match location {
+            Location::File => guard.map_or(Ok(false), |guard| Ok(guard.remove()?)),
+            Location::Keyring => Ok(self.keyring.delete()?),
+            Location::Memory => Ok(self.memory.take()),
+        }
+    }
+
+    fn write_inner(&self, guard: Option<&StoreLock>, doc: &AuthDotJson) -> Result<Written, StoreError> {
+        let written = match self.mode {
+            StoreMode::File => self.put_at(guard, Location::File, doc)?,
+            StoreMode::Keyring => {
+                let written = self.put_at(guard, Location::Keyring, doc)?;
+                self.clear_problem();
+                self.remove_stale_file(guard);
+                written
+            }
+            StoreMode::Auto => match self.put_at(guard, Location::Keyring, doc) {
+                Ok(written) => {
+                    self.clear_problem();
+                    self.remove_stale_file(guard);
+                    written
+                }
+                Err(StoreError::Keyring(e)) => {
+                    self.note_fallback(&e, "written to");
+                    self.put_at(guard, Location::File, doc)?
+                }
+                Err(e) => return Err(e),
+            },
+            StoreMode::Ephemeral => self.put_at(guard, Location::Memory, doc)?,
         };
         self.note(|h| h.location = Some(written.location));
         Ok(written)
@@ -281,15 +305,15 @@ impl Store {
 
     fn remove_inner(&self, guard: Option<&StoreLock>) -> Result<bool, StoreError> {
         let removed = match self.mode {
-            StoreMode::File => remove_file(guard)?,
+            StoreMode::File => self.delete_at(guard, Location::File)?,
             StoreMode::Keyring => {
-                let file = remove_file(guard)?;
-                let keyring = self.keyring.delete()?;
+                let file = self.delete_at(guard, Location::File)?;
+                let keyring = self.delete_at(guard, Location::Keyring)?;
                 self.clear_problem();
                 file || keyring
             }
             StoreMode::Auto => {
-                let file = remove_file(guard)?;
+                let file = self.delete_at(guard, Location::File)?;
                 match self.keyring.delete() {
                     Ok(keyring) => {
                         self.clear_problem();
@@ -312,14 +336,14 @@ impl Store {
                     }
                 }
             }
-            StoreMode::Ephemeral => self.memory.take(),
+            StoreMode::Ephemeral => self.delete_at(guard, Location::Memory)?,
         };
         self.note(|h| h.location = None);
         Ok(removed)
     }
 
-    fn remove_stale_file(guard: Option<&StoreLock>) {
-        match remove_file(guard) {
+    fn remove_stale_file(&self, guard: Option<&StoreLock>) {
+        match self.delete_at(guard, Location::File) {
             Ok(true) => tracing::info!("removed the stale auth.json: the login is in the keyring now"),
             Ok(false) => {}
             Err(e) => {
@@ -361,118 +385,74 @@ pub struct Locked {
     guard: Option<StoreLock>,
 }
 
-/// A store's operations under a lock held through another [`Locked`].
-#[derive(Debug)]
-pub struct Borrowed<'a> {
-    store: Arc<Store>,
-    guard: Option<&'a StoreLock>,
-}
-
-macro_rules! locked_operations {
-    () => {
-        /// Reads the credentials.
-        pub fn read(&self) -> Result<Reading, StoreError> {
-            self.store.read()
-        }
-
-        /// Stores `doc` (the file in the Codex CLI's pretty format, the keyring and memory in compact JSON).
-        pub fn write(&self, doc: &AuthDotJson) -> Result<Written, StoreError> {
-            let result = self.store.write_inner(self.guard(), doc);
-            if let Err(e) = &result {
-                self.store.note_error(e);
-            }
-            result
-        }
-
-        /// Stores `doc` only if the store still holds `expected` (re-read first); `None` when it did not.
-        pub fn replace_if_unchanged(&self, expected: &[u8], doc: &AuthDotJson) -> Result<Option<Written>, StoreError> {
-            if self.store.mode == StoreMode::File {
-                // Under auth.json.lock for the compare and the write, as the Codex CLI re-reads before it writes.
-                let Some(guard) = self.guard() else { return Ok(None) };
-                let contents = doc.to_file_bytes();
-                return Ok(guard
-                    .replace_if_unchanged(expected, &contents)?
-                    .then_some(Written { contents, location: Location::File }));
-            }
-            match self.store.read() {
-                Ok(current) if current.contents.as_deref() != Some(expected) => return Ok(None),
-                Ok(_) => {}
-                // `auto` with a keyring that cannot be read: compare with what can be seen (the file), and let
-                // the write fall back to the file rather than keep the new tokens in memory only.
-                Err(e) if e.is_keyring() && self.store.mode == StoreMode::Auto => {
-                    if self.store.file.read()?.is_some_and(|file| file != expected) {
-                        return Ok(None);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-            self.write(doc).map(Some)
-        }
-
-        /// Removes the credentials; returns whether there were any.
-        pub fn remove(&self) -> Result<bool, StoreError> {
-            let result = self.store.remove_inner(self.guard());
-            if let Err(e) = &result {
-                self.store.note_error(e);
-            }
-            result
-        }
-
-        /// The store these operations act on.
-        pub fn store(&self) -> &Arc<Store> {
-            &self.store
-        }
-
-        /// Reads one location only, whatever the mode (for migrations).
-        pub fn get_at(&self, location: Location) -> Result<Option<Vec<u8>>, StoreError> {
-            match location {
-                Location::File => Ok(self.store.file.read()?),
-                Location::Keyring => Ok(self.store.keyring.get()?),
-                Location::Memory => Ok(self.store.memory.get()),
-            }
-        }
-
-        /// Writes `doc` to one location only: no fallback and no clean-up of the others (for migrations).
-        pub fn put_at(&self, location: Location, doc: &AuthDotJson) -> Result<Written, StoreError> {
-            match location {
-                Location::File => write_file(self.guard(), doc),
-                Location::Keyring => {
-                    let contents = doc.to_compact_bytes();
-                    self.store.keyring.set(&contents)?;
-                    Ok(Written { contents, location })
-                }
-                Location::Memory => {
-                    let contents = doc.to_compact_bytes();
-                    self.store.memory.set(contents.clone());
-                    Ok(Written { contents, location })
-                }
-            }
-        }
-
-        /// Removes the credentials from one location only (for migrations); returns whether there were any.
-        pub fn delete_at(&self, location: Location) -> Result<bool, StoreError> {
-            match location {
-                Location::File => remove_file(self.guard()),
-                Location::Keyring => Ok(self.store.keyring.delete()?),
-                Location::Memory => Ok(self.store.memory.take()),
-            }
-        }
-    };
-}
-
 impl Locked {
-    locked_operations!();
-
-    fn guard(&self) -> Option<&StoreLock> {
-        self.guard.as_ref()
+    /// Reads the credentials.
+    pub fn read(&self) -> Result<Reading, StoreError> {
+        self.store.read()
     }
-}
 
-impl Borrowed<'_> {
-    locked_operations!();
+    /// Stores `doc` (the file in the Codex CLI's pretty format, the keyring and memory in compact JSON).
+    pub fn write(&self, doc: &AuthDotJson) -> Result<Written, StoreError> {
+        let result = self.store.write_inner(self.guard.as_ref(), doc);
+        if let Err(e) = &result {
+            self.store.note_error(e);
+        }
+        result
+    }
 
-    fn guard(&self) -> Option<&StoreLock> {
-        self.guard
+    /// Stores `doc` only if the store still holds `expected` (re-read first); `None` when it did not.
+    pub fn replace_if_unchanged(&self, expected: &[u8], doc: &AuthDotJson) -> Result<Option<Written>, StoreError> {
+        if self.store.mode == StoreMode::File {
+            // Under auth.json.lock for the compare and the write, as the Codex CLI re-reads before it writes.
+            let Some(guard) = &self.guard else { return Ok(None) };
+            let contents = doc.to_file_bytes();
+            return Ok(guard
+                .replace_if_unchanged(expected, &contents)?
+                .then_some(Written { contents, location: Location::File }));
+        }
+        match self.store.read() {
+            Ok(current) if current.contents.as_deref() != Some(expected) => return Ok(None),
+            Ok(_) => {}
+            // `auto` with a keyring that cannot be read: compare with what can be seen (the file), and let the
+            // write fall back to the file rather than keep the new tokens in memory only.
+            Err(e) if e.is_keyring() && self.store.mode == StoreMode::Auto => {
+                if self.store.file.read()?.is_some_and(|file| file != expected) {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.write(doc).map(Some)
+    }
+
+    /// Removes the credentials; returns whether there were any.
+    pub fn remove(&self) -> Result<bool, StoreError> {
+        let result = self.store.remove_inner(self.guard.as_ref());
+        if let Err(e) = &result {
+            self.store.note_error(e);
+        }
+        result
+    }
+
+    /// The store these operations act on.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Reads one location only, whatever the mode (migrations: every store of a home shares the backends, so
+    /// one `auth.lock` serves both ends; a second `flock` of it from this process would wait for the first).
+    pub fn get_at(&self, location: Location) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get_at(location)
+    }
+
+    /// Writes `doc` to one location only: no fallback and no clean-up of the others (for migrations).
+    pub fn put_at(&self, location: Location, doc: &AuthDotJson) -> Result<Written, StoreError> {
+        self.store.put_at(self.guard.as_ref(), location, doc)
+    }
+
+    /// Removes the credentials from one location only (for migrations); returns whether there were any.
+    pub fn delete_at(&self, location: Location) -> Result<bool, StoreError> {
+        self.store.delete_at(self.guard.as_ref(), location)
     }
 }
 
@@ -489,20 +469,6 @@ fn newer(a: &[u8], b: &[u8]) -> bool {
 
 fn file_reading(contents: Option<Vec<u8>>) -> Reading {
     Reading { location: contents.as_ref().map(|_| Location::File), contents }
-}
-
-fn write_file(guard: Option<&StoreLock>, doc: &AuthDotJson) -> Result<Written, StoreError> {
-    let guard = guard.ok_or_else(|| StoreError::Task("auth.json written without auth.lock".to_owned()))?;
-    let contents = doc.to_file_bytes();
-    guard.write(&contents)?;
-    Ok(Written { contents, location: Location::File })
-}
-
-fn remove_file(guard: Option<&StoreLock>) -> Result<bool, StoreError> {
-    match guard {
-        Some(guard) => Ok(guard.remove()?),
-        None => Ok(false),
-    }
 }
 
 #[cfg(test)]
