@@ -173,8 +173,7 @@ impl Client {
 
     /// A queued completion of `login_id` (removed from the queue), or a queued `daemon/shuttingDown` (kept).
     fn take_queued_login_end(&mut self, login_id: &str) -> Option<Result<LoginCompleted, ClientError>> {
-        let at = self.queued.iter().position(|n| login_wait_end(n, login_id).is_some())?;
-        let end = login_wait_end(&self.queued[at], login_id)?;
+        let (at, end) = self.queued.iter().enumerate().find_map(|(at, n)| Some((at, login_wait_end(n, login_id)?)))?;
         if end.is_ok() {
             self.queued.remove(at);
         }
@@ -202,7 +201,7 @@ impl Client {
                 // Late replies to calls that timed out.
                 Ok(Some(ServerMessage::Response(_))) => {}
                 // The loop checks the deadline; a partial line stays in the decoder.
-                Err(ClientError::Io(e)) if is_timeout(&e) => {}
+                Err(e) if e.is_read_timeout() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -247,14 +246,11 @@ pub(crate) fn refresh_params() -> GetAuthStatusParams {
 fn login_wait_end(n: &Notification, login_id: &str) -> Option<Result<LoginCompleted, ClientError>> {
     match n.method.as_str() {
         notification::SHUTTING_DOWN => Some(Err(ClientError::ShuttingDown)),
-        notification::LOGIN_COMPLETED => Event::from_notification(n.clone()).login_completed(login_id).cloned().map(Ok),
+        notification::LOGIN_COMPLETED => {
+            Event::from_notification(n.clone()).into_login_completed(login_id).ok().map(Ok)
+        }
         _ => None,
     }
-}
-
-/// A read that gave up because of the read timeout (the kind differs between platforms).
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// Errors that mean the peer went away rather than that something else broke.

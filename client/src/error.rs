@@ -54,6 +54,12 @@ impl ClientError {
         !matches!(self, ClientError::Daemon(_) | ClientError::LoginTimedOut { .. })
     }
 
+    /// Whether this is a read that gave up because of the read timeout ([`ClientError::Io`] of kind `WouldBlock` or
+    /// `TimedOut`, which differ between platforms); the connection may still deliver the answer later.
+    pub fn is_read_timeout(&self) -> bool {
+        matches!(self, ClientError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+
     /// A protocol error for a reply that did not decode; the serde message is dropped when it might quote
     /// a value from the reply (which could be a token).
     pub(crate) fn bad_reply(what: &str, err: &serde_json::Error) -> Self {
@@ -68,5 +74,18 @@ pub(crate) fn describe_json_error(what: &str, err: &serde_json::Error) -> String
         format!("{what} (line {}, column {})", err.line(), err.column())
     } else {
         format!("{what}: {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_io_error_of_a_timeout_kind_is_a_read_timeout() {
+        assert!(ClientError::Io(io::ErrorKind::WouldBlock.into()).is_read_timeout());
+        assert!(ClientError::Io(io::ErrorKind::TimedOut.into()).is_read_timeout());
+        assert!(!ClientError::Io(io::ErrorKind::ConnectionReset.into()).is_read_timeout());
+        assert!(!ClientError::Disconnected.is_read_timeout());
     }
 }

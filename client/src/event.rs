@@ -36,10 +36,26 @@ impl Event {
     /// The completion of login `login_id`, when this event is it (`account/login/completed` with that `loginId`).
     pub fn login_completed(&self, login_id: &str) -> Option<&LoginCompleted> {
         match self {
-            Event::LoginCompleted(c) if c.login_id.as_deref() == Some(login_id) => Some(c),
+            Event::LoginCompleted(c) if completes(c, login_id) => Some(c),
             _ => None,
         }
     }
+
+    /// [`Event::login_completed`], by value: the completion of login `login_id`, or the event given back when it is
+    /// something else.
+    // The event is given back as it came: by value, as events are passed everywhere.
+    #[allow(clippy::result_large_err)]
+    pub fn into_login_completed(self, login_id: &str) -> Result<LoginCompleted, Event> {
+        match self {
+            Event::LoginCompleted(c) if completes(&c, login_id) => Ok(c),
+            other => Err(other),
+        }
+    }
+}
+
+/// Whether `completed` ends login `login_id`.
+fn completes(completed: &LoginCompleted, login_id: &str) -> bool {
+    completed.login_id.as_deref() == Some(login_id)
 }
 
 #[cfg(test)]
@@ -79,6 +95,9 @@ mod tests {
         let api_key = note("account/login/completed", &json!({"loginId":null,"success":true,"error":null}));
         assert_eq!(Event::from_notification(api_key).login_completed(""), None);
         assert_eq!(Event::ShuttingDown.login_completed("l1"), None);
+        assert!(event.clone().into_login_completed("l1").is_ok_and(|c| c.success));
+        assert_eq!(event.clone().into_login_completed("l2"), Err(event));
+        assert_eq!(Event::ShuttingDown.into_login_completed("l1"), Err(Event::ShuttingDown));
     }
 
     #[test]

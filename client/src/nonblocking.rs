@@ -252,7 +252,7 @@ impl AsyncClient {
     /// ends. Cancel-safe: dropping the future loses no event.
     pub async fn wait_for_login(&mut self, login_id: &str, deadline: Instant) -> Result<LoginCompleted, ClientError> {
         if let Some(at) = self.set_aside.iter().position(|e| e.login_completed(login_id).is_some())
-            && let Some(Event::LoginCompleted(completed)) = self.set_aside.remove(at)
+            && let Some(completed) = self.set_aside.remove(at).and_then(|e| e.into_login_completed(login_id).ok())
         {
             return Ok(completed);
         }
@@ -266,11 +266,9 @@ impl AsyncClient {
                 Ok(None) => return Err(self.shared.closed_error()),
                 Ok(Some(event)) => event,
             };
-            let event = match event {
-                Event::LoginCompleted(completed) if completed.login_id.as_deref() == Some(login_id) => {
-                    return Ok(completed);
-                }
-                other => other,
+            let event = match event.into_login_completed(login_id) {
+                Ok(completed) => return Ok(completed),
+                Err(other) => other,
             };
             let shutting_down = event == Event::ShuttingDown;
             if self.set_aside.len() < EVENT_QUEUE_LEN {

@@ -42,7 +42,7 @@ pub struct ResolvedSocket {
 /// or the named pipe `\\.\pipe\codexd-<user>` on Windows).
 pub fn resolve_socket(explicit: Option<PathBuf>) -> ResolvedSocket {
     let env = |name: &str| std::env::var_os(name);
-    resolve_with(explicit, env(paths::SOCKET_ENV), default_path)
+    resolve_with(explicit, env(paths::SOCKET_ENV), default_socket)
 }
 
 /// [`resolve_socket`] with the environment passed in; `default` is only called when it is needed.
@@ -115,10 +115,6 @@ fn rule_with(windows: bool, var: impl Fn(&str) -> Option<OsString>) -> DefaultRu
 
 /// The default socket path in this environment, whatever `--socket` or `CODEXD_SOCKET` say.
 pub fn default_socket() -> PathBuf {
-    default_path()
-}
-
-fn default_path() -> PathBuf {
     #[cfg(unix)]
     let uid = rustix::process::getuid().as_raw();
     #[cfg(not(unix))]
@@ -189,6 +185,6 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_default_is_a_path_named_codexd_sock() {
-        assert!(default_path().ends_with("codexd.sock"));
+        assert!(default_socket().ends_with("codexd.sock"));
     }
 }

@@ -1,52 +1,23 @@
 //! The `codexctl` binary's command line surface: help, usage errors, and an unreachable daemon. (Building this
 //! test also builds the binary that the end-to-end tests spawn.)
 
-use std::io::Write;
+mod common;
+
+use common::TempDir;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 fn codexctl(args: &[&str], socket_env: Option<&PathBuf>) -> Output {
     codexctl_with_stdin(args, socket_env, b"")
 }
 
-/// Runs codexctl with `stdin` as its whole standard input (and no display, so no browser opens). Autostart is
-/// off: these tests run in the developer's environment and must never start a daemon there.
+/// Runs codexctl with `stdin` as its whole standard input, autostart off and no display ([`common::codexctl`]).
 fn codexctl_with_stdin(args: &[&str], socket_env: Option<&PathBuf>, stdin: &[u8]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexctl"));
-    cmd.args(args).env_remove("CODEXD_SOCKET").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
-    cmd.env("CODEXD_NO_AUTOSTART", "1");
-    if let Some(socket) = socket_env {
-        cmd.env("CODEXD_SOCKET", socket);
-    }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("codexctl runs");
-    let mut input = child.stdin.take().unwrap();
-    // codexctl may exit before reading (e.g. on a usage error): a broken pipe here is fine.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().expect("codexctl runs")
+    common::run(common::codexctl(args, socket_env.map(PathBuf::as_path)), stdin)
 }
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-/// A fresh empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("codexctl-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

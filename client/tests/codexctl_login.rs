@@ -2,160 +2,16 @@
 //! they print, and their exit codes. (The real daemon with a fake issuer is tested end to end in `tests/`.)
 #![cfg(unix)]
 
+mod common;
+
+use common::fake::{FakeDaemon, Peer};
+use common::{Finished, TempDir};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command};
 
 const AUTH_URL: &str = "http://127.0.0.1:9/oauth/authorize?state=s1&code_challenge=c";
-
-/// A fresh empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("codexctl-login-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The daemon's side of the one connection codexctl opens.
-struct Peer {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Peer {
-    /// The next request, checked to be `method`.
-    fn expect(&mut self, method: &str) -> Value {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        let request: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
-        assert_eq!(request["method"], method, "{request}");
-        request
-    }
-
-    fn send(&mut self, message: &Value) {
-        let mut line = serde_json::to_vec(message).unwrap();
-        line.push(b'\n');
-        let _ = self.writer.write_all(&line);
-    }
-
-    fn reply(&mut self, request: &Value, result: &Value) {
-        self.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":result}));
-    }
-
-    fn reply_error(&mut self, request: &Value, code: i64, message: &str, reason: &str) {
-        self.send(&json!({"jsonrpc":"2.0","id":request["id"],"error":{"code":code,"message":message,"data":{"reason":reason}}}));
-    }
-
-    fn notify(&mut self, method: &str, params: &Value) {
-        self.send(&json!({"jsonrpc":"2.0","method":method,"params":params}));
-    }
-
-    fn completed(&mut self, login_id: &str, success: bool, error: Option<&str>) {
-        self.notify("account/login/completed", &json!({"loginId":login_id,"success":success,"error":error}));
-    }
-
-    /// `initialize`, answered.
-    fn handshake(&mut self) {
-        let init = self.expect("initialize");
-        assert_eq!(init["params"]["clientInfo"]["name"], "codexctl");
-        self.reply(
-            &init,
-            &json!({"serverInfo":{"name":"codexd","version":"0.1.0"},"protocolVersion":1,"codexHome":"/h"}),
-        );
-    }
-
-    /// Waits until codexctl closes the connection, so that the script ends after codexctl has.
-    fn until_closed(&mut self) {
-        let mut rest = Vec::new();
-        let _ = self.reader.read_to_end(&mut rest);
-    }
-}
-
-/// A socket whose one connection runs `script`.
-struct FakeDaemon {
-    _dir: TempDir,
-    socket: PathBuf,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeDaemon {
-    fn start(script: impl FnOnce(&mut Peer) + Send + 'static) -> Self {
-        let dir = TempDir::new("daemon");
-        let socket = dir.0.join("codexd.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let thread = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut peer = Peer { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
-            script(&mut peer);
-        });
-        Self { _dir: dir, socket, thread: Some(thread) }
-    }
-
-    /// `codexctl args` on this socket, with a clean browser environment and stdio piped.
-    fn codexctl(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexctl"));
-        // Never start a real daemon: once the script's one connection is over, nothing listens on the socket.
-        cmd.args(args)
-            .env("CODEXD_SOCKET", &self.socket)
-            .env("CODEXD_NO_AUTOSTART", "1")
-            .env_remove("DISPLAY")
-            .env_remove("WAYLAND_DISPLAY")
-            .env_remove("BROWSER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs codexctl to the end with `stdin`, then waits for the script (surfacing its assertion failures).
-    fn run(mut self, mut cmd: Command, stdin: &[u8]) -> Finished {
-        let mut child = cmd.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin);
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        self.join();
-        Finished {
-            status: out.status,
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-
-    fn join(&mut self) {
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-        {
-            std::panic::resume_unwind(panic);
-        }
-    }
-}
-
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn assert_exit(&self, code: i32) {
-        assert_eq!(self.status.code(), Some(code), "stderr:\n{}", self.stderr);
-        assert_eq!(self.stdout, "", "codexctl login/refresh print nothing on stdout");
-    }
-}
 
 /// Kills the child if a test fails before it ended.
 struct KillOnDrop(Child);

@@ -36,8 +36,8 @@ pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Variables of the daemon that hold paths, made absolute for the daemon (which runs in `/`).
 const PATH_VARIABLES: [&str; 4] = ["CODEX_HOME", "CODEX_CA_CERTIFICATE", "SSL_CERT_FILE", "CODEXD_SYSTEM_CONFIG_DIR"];
 
-/// How often the socket is asked while waiting.
-const POLL: Duration = Duration::from_millis(20);
+/// How often the socket is asked while waiting (and, in `codexctl restart`, the old daemon's process looked at).
+pub(crate) const POLL: Duration = Duration::from_millis(20);
 
 /// How long one readiness probe waits for `daemon/status` (connect included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -115,8 +115,8 @@ pub(crate) fn manual_command(socket: &Path) -> String {
     )
 }
 
-/// `text` as one shell word (single quotes when it holds anything but plain path characters).
-fn shell_quote(text: &str) -> String {
+/// `text` as one word for a POSIX shell: as is when it holds only plain path characters, else in single quotes.
+pub(crate) fn shell_quote(text: &str) -> String {
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c)) {
         text.to_owned()
     } else {
@@ -129,9 +129,10 @@ pub(crate) fn probe(socket: &Path) -> Option<DaemonStatusResult> {
     probe_within(socket, PROBE_TIMEOUT)
 }
 
-/// [`probe`], bounded by `deadline` too (and by [`MIN_PROBE`] at least, so that a last look is still possible).
-fn probe_until(socket: &Path, deadline: Instant) -> Option<DaemonStatusResult> {
-    probe_within(socket, deadline.saturating_duration_since(Instant::now()).clamp(MIN_PROBE, PROBE_TIMEOUT))
+/// Whether a daemon answers as for [`probe`], bounded by `deadline` too (and by [`MIN_PROBE`] at least, so that a
+/// last look is still possible).
+fn probe_until(socket: &Path, deadline: Instant) -> bool {
+    probe_within(socket, deadline.saturating_duration_since(Instant::now()).clamp(MIN_PROBE, PROBE_TIMEOUT)).is_some()
 }
 
 /// The daemon that answers `daemon/status` on `socket` within `limit`, connect included; `None` when nothing
@@ -139,7 +140,7 @@ fn probe_until(socket: &Path, deadline: Instant) -> Option<DaemonStatusResult> {
 /// whose backlog is full (a stopped or hung daemon, systemd's socket while its service is stuck starting) waits
 /// until that listener accepts, which may be never, and a read timeout does not bound it. Such a thread is left
 /// behind; it ends with its read timeout once connected, or with the process.
-pub(crate) fn probe_within(socket: &Path, limit: Duration) -> Option<DaemonStatusResult> {
+fn probe_within(socket: &Path, limit: Duration) -> Option<DaemonStatusResult> {
     let limit = limit.max(MIN_PROBE);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let path = socket.to_owned();
@@ -157,9 +158,9 @@ pub(crate) fn probe_within(socket: &Path, limit: Duration) -> Option<DaemonStatu
 }
 
 /// Starts `codexd` on `socket` and waits until it answers; exit 3 with a message naming the log when it does not.
-/// With `announce`, says on stderr that it started one (and where it logs). Returns what the daemon that serves
-/// (the one started here, or one another codexctl started meanwhile) says to `daemon/status`.
-pub(crate) fn start(socket: &Path, announce: bool) -> Result<DaemonStatusResult, Failure> {
+/// With `announce`, says on stderr that it started one (and where it logs). `Ok` once a daemon serves (the one
+/// started here, or one another codexctl started meanwhile).
+pub(crate) fn start(socket: &Path, announce: bool) -> Result<(), Failure> {
     let socket = std::path::absolute(socket)
         .map_err(|e| unreachable(format!("cannot start codexd: {} has no absolute form: {e}", socket.display())))?;
     let dir = socket.parent().unwrap_or(Path::new("/")).to_owned();
@@ -174,8 +175,8 @@ pub(crate) fn start(socket: &Path, announce: bool) -> Result<DaemonStatusResult,
     let turn = open_log()?;
     let deadline = Instant::now() + START_TIMEOUT;
     take_turn(&turn, deadline, &socket)?;
-    if let Some(status) = probe_until(&socket, deadline) {
-        return Ok(status);
+    if probe_until(&socket, deadline) {
+        return Ok(());
     }
     let mut output = open_log()?;
     let log_start = output.seek(SeekFrom::End(0)).unwrap_or(0);
@@ -255,11 +256,11 @@ fn wait_serving(
     log: &Path,
     log_start: u64,
     deadline: Instant,
-) -> Result<DaemonStatusResult, Failure> {
+) -> Result<(), Failure> {
     let mut exited = None;
     loop {
-        if let Some(status) = probe_until(socket, deadline) {
-            return Ok(status);
+        if probe_until(socket, deadline) {
+            return Ok(());
         }
         if exited.is_none() {
             exited = child.try_wait().ok().flatten();
@@ -500,6 +501,9 @@ mod tests {
         assert_eq!(shell_quote("/run/user/1/codexd/codexd.sock"), "/run/user/1/codexd/codexd.sock");
         assert_eq!(shell_quote("/tmp/my dir/it's.sock"), r"'/tmp/my dir/it'\''s.sock'");
         assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("gui/501/dev.codexd.codexd"), "gui/501/dev.codexd.codexd");
+        assert_eq!(shell_quote("/Users/a b/x.plist"), "'/Users/a b/x.plist'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
         let command = manual_command(Path::new("/tmp/a b/codexd.sock"));
         assert!(command.contains(" --socket '/tmp/a b/codexd.sock' >>'/tmp/a b/codexd.log' 2>&1 &"), "{command}");
     }
@@ -657,7 +661,7 @@ mod tests {
         assert!(probe_within(&full, Duration::from_millis(300)).is_none());
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         let deadline = Instant::now() + Duration::from_millis(200);
-        assert!(probe_until(&full, deadline).is_none());
+        assert!(!probe_until(&full, deadline));
         assert!(Instant::now() < deadline + Duration::from_millis(500), "the deadline holds");
         drop(fd);
         std::fs::remove_dir_all(&base).unwrap();

@@ -310,6 +310,12 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Parses `codexctl ARGS` (without the program name) as `main` does, for the unit tests of every command.
+#[cfg(test)]
+pub(crate) fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("codexctl").chain(args.iter().copied()))
+}
+
 /// The exit code and stderr message for an error.
 fn report(err: &anyhow::Error, ctx: &Ctx) -> (u8, Option<String>) {
     if let Some(failure) = err.downcast_ref::<Failure>() {
@@ -357,7 +363,7 @@ fn describe(err: &ClientError, ctx: &Ctx) -> (u8, String) {
                 "codexd {at} closed the connection before answering; it may be stopping or have crashed, check its logs"
             ),
         ),
-        ClientError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => (
+        err if err.is_read_timeout() => (
             EXIT_UNREACHABLE,
             format!("codexd {at} did not answer within {} s; check its logs", CALL_TIMEOUT.as_secs()),
         ),
@@ -375,10 +381,11 @@ fn describe(err: &ClientError, ctx: &Ctx) -> (u8, String) {
         ClientError::Daemon(e) if e.kind() == ErrorCode::NotLoggedIn => {
             (EXIT_REFUSED, token::not_logged_in(Some(&e.message)))
         }
-        // The policy's own text says what to do instead (e.g. "Use API key login instead.").
-        ClientError::Daemon(e) if e.kind() == ErrorCode::PolicyRefused => (EXIT_REFUSED, e.message.clone()),
-        // So does a store that could not be changed: it names the store and what failed (nothing was lost).
-        ClientError::Daemon(e) if e.kind() == ErrorCode::StoreError => (EXIT_REFUSED, e.message.clone()),
+        // The policy's own text says what to do instead (e.g. "Use API key login instead."); so does a store that
+        // could not be changed: it names the store and what failed (nothing was lost).
+        ClientError::Daemon(e) if matches!(e.kind(), ErrorCode::PolicyRefused | ErrorCode::StoreError) => {
+            (EXIT_REFUSED, e.message.clone())
+        }
         ClientError::Daemon(e) => (EXIT_REFUSED, format!("codexd refused the request: {} ({})", e.message, e.reason())),
     }
 }
@@ -388,10 +395,6 @@ mod tests {
     use super::*;
     use clap::error::ErrorKind;
     use codexd_client::proto::ErrorObject;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("codexctl").chain(args.iter().copied()))
-    }
 
     fn login_args(args: &[&str]) -> login::LoginArgs {
         match parse(args).unwrap().command {
@@ -466,10 +469,6 @@ mod tests {
             parse(&["--socket", "/s", "store", "migrate", "--to=file"]).unwrap().command,
             Command::Store(_)
         ));
-        for bad in [&["store", "migrate", "--to", "auto"][..], &["store", "migrate"], &["store"], &["store", "move"]] {
-            let err = parse(bad).unwrap_err();
-            assert_eq!(err.exit_code(), i32::from(EXIT_USAGE), "{bad:?}: {err}");
-        }
         assert!(parse(&["store", "migrate", "--to", "file"]).unwrap().command.starts_daemon());
         assert!(!parse(&["status"]).unwrap().command.starts_daemon());
         assert!(AFTER_HELP.contains("restart and store migrate start codexd"));

@@ -3,7 +3,7 @@
 use crate::{Ctx, EXIT_OK, EXIT_REFUSED, Failure, token};
 use codexd_client::ClientError;
 use codexd_client::proto::ErrorCode;
-use codexd_client::proto::methods::{AuthMode, GetAuthStatusResult};
+use codexd_client::proto::methods::{AuthMode, AuthProblem, GetAuthStatusResult};
 use std::io::{self, Write};
 
 /// The `authError.reason` of a refresh the issuer refused for good.
@@ -33,11 +33,8 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
 
 /// The message for the answer: `Ok` when the refresh happened (or there is nothing to refresh).
 fn outcome(status: &GetAuthStatusResult) -> Result<String, String> {
-    if let Some(problem) = status.auth_error.as_ref().filter(|p| p.reason == REFRESH_FAILED) {
-        return Err(match problem.issuer_code.as_deref().filter(|c| !c.is_empty()) {
-            Some(code) => format!("the refresh failed ({code}): {}", problem.message),
-            None => format!("the refresh failed: {}", problem.message),
-        });
+    if let Some(message) = status.auth_error.as_ref().and_then(failure_message) {
+        return Err(message);
     }
     match (status.auth_method, status.expires_at.as_deref()) {
         (None, _) => Err(token::not_logged_in(status.auth_error.as_ref().map(|p| p.message.as_str()))),
@@ -45,6 +42,19 @@ fn outcome(status: &GetAuthStatusResult) -> Result<String, String> {
         (Some(AuthMode::Chatgpt), Some(expires)) => Ok(format!("refreshed; the token expires at {expires}")),
         (Some(AuthMode::Chatgpt), None) => Ok("refreshed".to_owned()),
     }
+}
+
+/// `the refresh failed (<issuer code>): <message>` (the issuer's message says to sign in again), or
+/// `the refresh failed: <message>`, on one line; `None` when the problem is not a refused refresh.
+pub(crate) fn failure_message(problem: &AuthProblem) -> Option<String> {
+    if problem.reason != REFRESH_FAILED {
+        return None;
+    }
+    let message = problem.message.replace(['\n', '\r'], " ");
+    Some(match problem.issuer_code.as_deref().filter(|c| !c.is_empty()) {
+        Some(code) => format!("the refresh failed ({code}): {message}"),
+        None => format!("the refresh failed: {message}"),
+    })
 }
 
 #[cfg(test)]

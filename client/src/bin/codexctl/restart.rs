@@ -3,17 +3,14 @@
 //! `systemctl --user restart codexd.service`; any other is asked to shut down (`daemon/shutdown`), awaited until
 //! its process is gone, and replaced by an autostarted one.
 
-use crate::autostart::{self, nothing_listens};
+use crate::autostart::{self, POLL, nothing_listens};
 use crate::socket_unit;
 use crate::{Ctx, EXIT_OK, EXIT_UNREACHABLE, Failure, handshake, stop};
-use codexd_client::ClientError;
 use codexd_client::proto::methods::DaemonStatusResult;
+use codexd_client::{Client, ClientError};
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// How often the old daemon's process is looked at, and the new one asked.
-const POLL: Duration = Duration::from_millis(20);
+use std::time::Instant;
 
 /// Restarts the daemon; exit 0 once a new one serves.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
@@ -27,17 +24,14 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     let old_pid = old.as_ref().map(|(status, _)| status.pid);
-    let by_systemd = socket_unit::socket_unit().owns(socket)
-        || old_pid.is_some_and(|pid| socket_unit::service_main_pid() == Some(pid));
+    let by_systemd = socket_unit::managed_by_systemd(socket, old_pid);
     if by_systemd {
         drop(old);
         socket_unit::restart_service().map_err(|message| Failure::new(EXIT_UNREACHABLE, message))?;
         wait_for_new(ctx, old_pid)?;
     } else {
-        if let Some((status, mut client)) = old {
-            stop::shut_down(ctx, &mut client)?;
-            drop(client);
-            wait_gone(ctx, &status)?;
+        if let Some((status, client)) = old {
+            stop_and_wait(ctx, client, &status)?;
         }
         if !ctx.autostart.is_on() {
             let stopped = if old_pid.is_some() { "codexd stopped" } else { "codexd was not running" };
@@ -73,9 +67,17 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Asks the daemon on `client` (which said `old` to `daemon/status`) to shut down, closes the connection, and waits
+/// until that daemon is gone.
+pub(crate) fn stop_and_wait(ctx: &Ctx, mut client: Client, old: &DaemonStatusResult) -> anyhow::Result<()> {
+    stop::shut_down(ctx, &mut client)?;
+    drop(client);
+    wait_gone(ctx, old)
+}
+
 /// Waits until the stopped daemon is gone: its process, when `<socket>.lock` shows it ran here; else until nothing
 /// answers on the socket (a daemon on another machine, through a forwarded socket).
-pub(crate) fn wait_gone(ctx: &Ctx, old: &DaemonStatusResult) -> anyhow::Result<()> {
+fn wait_gone(ctx: &Ctx, old: &DaemonStatusResult) -> anyhow::Result<()> {
     let socket: &Path = &ctx.socket.path;
     let local = autostart::lock_holder(socket) == Some(old.pid);
     let deadline = Instant::now() + stop::STOP_TIMEOUT;

@@ -8,9 +8,9 @@
 //! `launchctl`), the files are still written and the commands that would enable and start codexd are printed for
 //! the user to run in their login session; that is not a failure (exit 0, with a note on stderr).
 
-use crate::autostart::{self, Autostart};
+use crate::autostart::{self, Autostart, shell_quote};
 use crate::socket_unit::{self, SERVICE_UNIT, SOCKET_UNIT};
-use crate::{Ctx, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Failure, restart, stop};
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Failure, restart};
 use anyhow::Context as _;
 use clap::Subcommand;
 use std::ffi::{OsStr, OsString};
@@ -136,11 +136,13 @@ pub(crate) fn run(ctx: &Ctx, args: &ServiceArgs) -> anyhow::Result<u8> {
     match &args.action {
         Action::Install(flags) => {
             let codexd = find_codexd()?;
-            let plan = install_plan(manager, &env, &codexd, launchd_loaded(manager, &env))?;
-            carry_out(&plan, flags.dry_run)
+            // One `launchctl print` tells whether the agent is loaded (for the plan) and its pid (for the takeover).
+            let agent = loaded_agent(manager, &env);
+            let plan = install_plan(manager, &env, &codexd, agent.is_some())?;
+            carry_out(&plan, flags.dry_run, agent.as_deref().and_then(parse_launchd_pid))
         }
         Action::Uninstall(flags) => {
-            carry_out(&uninstall_plan(manager, &env, launchd_loaded(manager, &env)), flags.dry_run)
+            carry_out(&uninstall_plan(manager, &env, loaded_agent(manager, &env).is_some()), flags.dry_run, None)
         }
         Action::Status => status(manager, &env),
     }
@@ -224,6 +226,14 @@ impl Cmd {
         self.0.push(word.into());
         self
     }
+
+    /// The command line ready to run, stdin from /dev/null.
+    fn command(&self) -> Command {
+        let mut words = self.0.iter();
+        let mut command = Command::new(words.next().map_or("", String::as_str));
+        command.args(words).stdin(Stdio::null());
+        command
+    }
 }
 
 impl fmt::Display for Cmd {
@@ -265,8 +275,6 @@ struct Takeover {
     socket: PathBuf,
     /// The index in `commands` before which it is done.
     before: usize,
-    /// The user id (launchd's domain is `gui/<uid>`).
-    uid: u32,
 }
 
 /// How a file on disk compares with what the plan writes.
@@ -285,21 +293,35 @@ fn file_state(file: &UnitFile) -> FileState {
     }
 }
 
-/// Whether launchd has loaded the agent (`launchctl print` succeeds); `false` with systemd or without launchctl.
-fn launchd_loaded(manager: Manager, env: &HostEnv) -> bool {
-    manager == Manager::Launchd
-        && Command::new("launchctl")
-            .arg("print")
-            .arg(format!("gui/{}/{LABEL}", env.uid))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// `gui/<uid>/dev.codexd.codexd`: the agent in launchd's per-user GUI domain.
+fn launchd_target(uid: u32) -> String {
+    format!("gui/{uid}/{LABEL}")
+}
+
+/// `launchctl print gui/<uid>/dev.codexd.codexd`.
+fn launchctl_print_cmd(uid: u32) -> Cmd {
+    Cmd::new(&["launchctl", "print"]).with(launchd_target(uid))
+}
+
+/// What `launchctl print` says about the agent: its output when launchd has loaded it, `None` when it has not
+/// (launchctl fails), `Err` when launchctl cannot be run.
+fn launchctl_print(uid: u32) -> io::Result<Option<String>> {
+    let output = launchctl_print_cmd(uid).command().stderr(Stdio::null()).output()?;
+    Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+/// The `launchctl print` output of the agent when launchd has loaded it; `None` with systemd, without launchctl,
+/// or when it is not loaded.
+fn loaded_agent(manager: Manager, env: &HostEnv) -> Option<String> {
+    if manager != Manager::Launchd {
+        return None;
+    }
+    launchctl_print(env.uid).ok().flatten()
 }
 
 /// The plan of `install`: the rendered files, and the commands that enable and start the service. Reads the files
-/// already installed (to restart a running codexd when they change); `loaded` is [`launchd_loaded`].
+/// already installed (to restart a running codexd when they change); `loaded`: whether launchd has loaded the agent
+/// ([`loaded_agent`]).
 fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) -> anyhow::Result<Plan> {
     let write = rendered_files(manager, env, codexd)?;
     let changed = write.iter().any(|f| file_state(f) == FileState::Different);
@@ -329,11 +351,7 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
             ];
             let fallback = commands.clone();
             // Before `enable --now`: once daemon-reload has shown that the user manager answers.
-            let takeover = env.runtime_dir.as_ref().map(|dir| Takeover {
-                socket: dir.join("codexd").join(codexd_client::proto::paths::SOCKET_FILE_NAME),
-                before: 1,
-                uid: env.uid,
-            });
+            let takeover = systemd_socket(env).map(|socket| Takeover { socket, before: 1 });
             if changed {
                 // A codexd running with the old unit (say, an old binary path) is replaced; the socket stays.
                 commands.push(Cmd::new(&["systemctl", "--user", "try-restart", SERVICE_UNIT]));
@@ -350,7 +368,7 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
         }
         Manager::Launchd => {
             let domain = format!("gui/{}", env.uid);
-            let service = format!("{domain}/{LABEL}");
+            let service = launchd_target(env.uid);
             let plist = write[0].path.display().to_string();
             let load = vec![
                 Cmd::new(&["launchctl", "enable"]).with(service.clone()),
@@ -373,7 +391,7 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
             );
             // Before the command that starts the agent: `bootstrap` (RunAtLoad), or `kickstart`.
             let before = commands.len() - 1;
-            let takeover = Some(Takeover { socket: env.socket.clone(), before, uid: env.uid });
+            let takeover = Some(Takeover { socket: env.socket.clone(), before });
             (commands, load, done, takeover)
         }
     };
@@ -392,16 +410,15 @@ fn install_plan(manager: Manager, env: &HostEnv, codexd: &Path, loaded: bool) ->
 }
 
 /// The plan of `uninstall`: stop and disable, remove the files (and the enablement links systemctl would have
-/// removed, in case it cannot be run), reload. `loaded` is [`launchd_loaded`].
+/// removed, in case it cannot be run), reload. `loaded`: whether launchd has loaded the agent ([`loaded_agent`]).
 fn uninstall_plan(manager: Manager, env: &HostEnv, loaded: bool) -> Plan {
     let (commands, remove, after_remove, fallback) = match manager {
         Manager::Systemd => {
-            let remove = vec![
-                env.unit_dir.join(SOCKET_UNIT),
-                env.unit_dir.join(SERVICE_UNIT),
+            let mut remove = unit_paths(manager, env);
+            remove.extend([
                 env.unit_dir.join("sockets.target.wants").join(SOCKET_UNIT),
                 env.unit_dir.join("default.target.wants").join(SERVICE_UNIT),
-            ];
+            ]);
             // With nothing installed, systemd has nothing of ours to disable.
             let installed = remove.iter().any(|p| p.symlink_metadata().is_ok());
             let disable = Cmd::new(&["systemctl", "--user", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT]);
@@ -417,9 +434,9 @@ fn uninstall_plan(manager: Manager, env: &HostEnv, loaded: bool) -> Plan {
             )
         }
         Manager::Launchd => {
-            let bootout = Cmd::new(&["launchctl", "bootout"]).with(format!("gui/{}/{LABEL}", env.uid));
+            let bootout = Cmd::new(&["launchctl", "bootout"]).with(launchd_target(env.uid));
             let commands = if loaded { vec![bootout.clone()] } else { Vec::new() };
-            (commands, vec![env.unit_dir.join(format!("{LABEL}.plist"))], Vec::new(), vec![bootout])
+            (commands, unit_paths(manager, env), Vec::new(), vec![bootout])
         }
     };
     Plan {
@@ -436,12 +453,17 @@ fn uninstall_plan(manager: Manager, env: &HostEnv, loaded: bool) -> Plan {
     }
 }
 
+/// The socket of the systemd units, `%t/codexd/codexd.sock`, when this shell knows `%t` (`XDG_RUNTIME_DIR`): the
+/// default socket of that runtime directory.
+fn systemd_socket(env: &HostEnv) -> Option<PathBuf> {
+    let dir = env.runtime_dir.as_deref()?;
+    Some(codexd_client::proto::paths::default_unix_socket_path(Some(dir.as_os_str()), None, env.uid))
+}
+
 /// `%t/codexd/codexd.sock` as this shell sees it.
 fn systemd_socket_path(env: &HostEnv) -> String {
-    match &env.runtime_dir {
-        Some(dir) => dir.join("codexd").join(codexd_client::proto::paths::SOCKET_FILE_NAME).display().to_string(),
-        None => "$XDG_RUNTIME_DIR/codexd/codexd.sock".to_owned(),
-    }
+    systemd_socket(env)
+        .map_or_else(|| "$XDG_RUNTIME_DIR/codexd/codexd.sock".to_owned(), |socket| socket.display().to_string())
 }
 
 /// A note when this codexctl talks to another socket than the one the unit listens on.
@@ -456,18 +478,21 @@ fn socket_mismatch(env: &HostEnv) -> Option<String> {
     })
 }
 
-/// The files with their placeholders filled in.
+/// The service's files: `codexd.socket` and `codexd.service`, or the LaunchAgent's plist.
+fn unit_paths(manager: Manager, env: &HostEnv) -> Vec<PathBuf> {
+    match manager {
+        Manager::Systemd => vec![env.unit_dir.join(SOCKET_UNIT), env.unit_dir.join(SERVICE_UNIT)],
+        Manager::Launchd => vec![env.unit_dir.join(format!("{LABEL}.plist"))],
+    }
+}
+
+/// The files with their placeholders filled in, in the order of [`unit_paths`].
 fn rendered_files(manager: Manager, env: &HostEnv, codexd: &Path) -> Result<Vec<UnitFile>, RenderError> {
-    Ok(match manager {
-        Manager::Systemd => vec![
-            UnitFile { path: env.unit_dir.join(SOCKET_UNIT), content: SOCKET_TEMPLATE.to_owned() },
-            UnitFile { path: env.unit_dir.join(SERVICE_UNIT), content: render_service(codexd)? },
-        ],
-        Manager::Launchd => vec![UnitFile {
-            path: env.unit_dir.join(format!("{LABEL}.plist")),
-            content: render_plist(codexd, &env.home, &env.socket)?,
-        }],
-    })
+    let contents = match manager {
+        Manager::Systemd => vec![SOCKET_TEMPLATE.to_owned(), render_service(codexd)?],
+        Manager::Launchd => vec![render_plist(codexd, &env.home, &env.socket)?],
+    };
+    Ok(unit_paths(manager, env).into_iter().zip(contents).map(|(path, content)| UnitFile { path, content }).collect())
 }
 
 /// A path that cannot be written into a unit file or plist.
@@ -613,8 +638,9 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
-/// Carries out `plan`, or prints it (`dry_run`).
-fn carry_out(plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
+/// Carries out `plan`, or prints it (`dry_run`). `agent_pid`: the pid of the LaunchAgent's codexd as `launchctl
+/// print` gave it before the plan was made, if it runs.
+fn carry_out(plan: &Plan, dry_run: bool, mut agent_pid: Option<u32>) -> anyhow::Result<u8> {
     let mut out = io::stdout().lock();
     if dry_run {
         writeln!(out, "{}", describe_plan(plan))?;
@@ -639,14 +665,16 @@ fn carry_out(plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     for (i, cmd) in plan.commands.iter().enumerate() {
         if let Some(takeover) = plan.takeover.as_ref().filter(|t| t.before == i) {
             out.flush()?;
-            stop_unmanaged(plan.manager, takeover)?;
+            stop_unmanaged(plan.manager, takeover, agent_pid)?;
         }
         writeln!(out, "$ {cmd}")?;
         out.flush()?;
         match run_command(cmd) {
+            // The agent is unloaded: launchd no longer runs a codexd for it.
+            Ran::Ok if is_bootout(plan.manager, cmd) => agent_pid = None,
             Ran::Ok => {}
             // launchd: unloading a plist that is no longer loaded is fine.
-            Ran::Failed(_) if is_optional(plan.manager, cmd) => {}
+            Ran::Failed(_) if is_bootout(plan.manager, cmd) => {}
             Ran::Failed(why) | Ran::NotFound(why) if i == 0 => {
                 unreachable = Some(why);
                 break;
@@ -692,16 +720,15 @@ fn carry_out(plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
 }
 
 /// [`Takeover`]: stops the codexd that answers on the service's socket unless the service manager runs it (then
-/// a changed unit is handled by `try-restart`, a changed plist by `bootout`), and says so on stderr.
-fn stop_unmanaged(manager: Manager, takeover: &Takeover) -> anyhow::Result<()> {
+/// a changed unit is handled by `try-restart`, a changed plist by `bootout`), and says so on stderr. `agent_pid`:
+/// the pid launchd runs the LaunchAgent's codexd as, if it does.
+fn stop_unmanaged(manager: Manager, takeover: &Takeover, agent_pid: Option<u32>) -> anyhow::Result<()> {
     let socket = &takeover.socket;
     let Some(status) = autostart::probe(socket) else { return Ok(()) };
     let run_by_manager = match manager {
         // As `codexctl restart` decides: systemd's socket unit listens there, or the service's main pid answers.
-        Manager::Systemd => {
-            socket_unit::socket_unit().owns(socket) || socket_unit::service_main_pid() == Some(status.pid)
-        }
-        Manager::Launchd => launchd_pid(takeover.uid) == Some(status.pid),
+        Manager::Systemd => socket_unit::managed_by_systemd(socket, Some(status.pid)),
+        Manager::Launchd => agent_pid == Some(status.pid),
     };
     if run_by_manager {
         return Ok(());
@@ -711,7 +738,7 @@ fn stop_unmanaged(manager: Manager, takeover: &Takeover) -> anyhow::Result<()> {
         autostart: Autostart::OffByFlag,
         starts_daemon: false,
     };
-    let mut client = match ctx.connect() {
+    let client = match ctx.connect() {
         Ok(client) => client,
         // Gone meanwhile.
         Err(codexd_client::ClientError::Unreachable { source, .. }) if autostart::nothing_listens(&source) => {
@@ -719,9 +746,7 @@ fn stop_unmanaged(manager: Manager, takeover: &Takeover) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    stop::shut_down(&ctx, &mut client)?;
-    drop(client);
-    restart::wait_gone(&ctx, &status)?;
+    restart::stop_and_wait(&ctx, client, &status)?;
     note_line(&format!(
         "stopped the codexd that was running (pid {}) so that {} can own the socket",
         status.pid,
@@ -730,20 +755,7 @@ fn stop_unmanaged(manager: Manager, takeover: &Takeover) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pid of the LaunchAgent's codexd (`pid = N` in `launchctl print`), when it runs.
-fn launchd_pid(uid: u32) -> Option<u32> {
-    let output = Command::new("launchctl")
-        .arg("print")
-        .arg(format!("gui/{uid}/{LABEL}"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    parse_launchd_pid(&String::from_utf8_lossy(&output.stdout))
-}
-
-/// The `pid = N` line of `launchctl print`.
+/// The pid of the LaunchAgent's codexd: the `pid = N` line of `launchctl print`, present while it runs.
 fn parse_launchd_pid(text: &str) -> Option<u32> {
     text.lines().find_map(|l| l.trim().strip_prefix("pid = ")).and_then(|pid| pid.trim().parse().ok())
 }
@@ -766,8 +778,8 @@ fn verb(state: FileState) -> &'static str {
     }
 }
 
-/// Commands whose failure means "already so": `launchctl bootout` (no longer loaded).
-fn is_optional(manager: Manager, cmd: &Cmd) -> bool {
+/// `launchctl bootout`: unloads the agent (and stops its codexd). Its failure means "already so" (no longer loaded).
+fn is_bootout(manager: Manager, cmd: &Cmd) -> bool {
     manager == Manager::Launchd && cmd.0.get(1).is_some_and(|w| w == "bootout")
 }
 
@@ -842,8 +854,8 @@ enum Ran {
 }
 
 fn run_command(cmd: &Cmd) -> Ran {
-    let Some((program, args)) = cmd.0.split_first() else { return Ran::Ok };
-    let output = match Command::new(program).args(args).stdin(Stdio::null()).output() {
+    let Some(program) = cmd.0.first() else { return Ran::Ok };
+    let output = match cmd.command().output() {
         Ok(output) => output,
         Err(e) => return Ran::NotFound(format!("cannot run {program}: {e}")),
     };
@@ -862,10 +874,7 @@ fn run_command(cmd: &Cmd) -> Ran {
 /// `codexctl service status`.
 fn status(manager: Manager, env: &HostEnv) -> anyhow::Result<u8> {
     let mut s = String::new();
-    let files: Vec<PathBuf> = match manager {
-        Manager::Systemd => vec![env.unit_dir.join(SOCKET_UNIT), env.unit_dir.join(SERVICE_UNIT)],
-        Manager::Launchd => vec![env.unit_dir.join(format!("{LABEL}.plist"))],
-    };
+    let files = unit_paths(manager, env);
     let expected = find_codexd().ok().and_then(|codexd| rendered_files(manager, env, &codexd).ok());
     let mut all_installed = true;
     let what = match manager {
@@ -899,7 +908,7 @@ fn status(manager: Manager, env: &HostEnv) -> anyhow::Result<u8> {
     match manager {
         Manager::Systemd => {
             let cmd = Cmd::new(&["systemctl", "--user", "is-active", SOCKET_UNIT, SERVICE_UNIT]);
-            let states = Command::new(&cmd.0[0]).args(&cmd.0[1..]).stdin(Stdio::null()).output().ok().and_then(|o| {
+            let states = cmd.command().output().ok().and_then(|o| {
                 let text = String::from_utf8_lossy(&o.stdout).into_owned();
                 let lines: Vec<String> = text.lines().map(str::to_owned).collect();
                 (lines.len() == 2).then_some(lines)
@@ -914,14 +923,13 @@ fn status(manager: Manager, env: &HostEnv) -> anyhow::Result<u8> {
             }
         }
         Manager::Launchd => {
-            let cmd = Cmd::new(&["launchctl", "print"]).with(format!("gui/{}/{LABEL}", env.uid));
-            let state = match Command::new(&cmd.0[0]).args(&cmd.0[1..]).stdin(Stdio::null()).output() {
-                Ok(o) if o.status.success() => {
-                    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let cmd = launchctl_print_cmd(env.uid);
+            let state = match launchctl_print(env.uid) {
+                Ok(Some(text)) => {
                     let state = text.lines().find_map(|l| l.trim().strip_prefix("state = ")).unwrap_or("unknown");
                     format!("loaded, state {state}")
                 }
-                Ok(_) => "not loaded".to_owned(),
+                Ok(None) => "not loaded".to_owned(),
                 Err(_) => "launchd not available".to_owned(),
             };
             let _ = writeln!(s, "{cmd}: {state}");
@@ -929,15 +937,6 @@ fn status(manager: Manager, env: &HostEnv) -> anyhow::Result<u8> {
     }
     io::stdout().lock().write_all(s.as_bytes())?;
     Ok(if all_installed { EXIT_OK } else { EXIT_REFUSED })
-}
-
-/// A word for a POSIX shell: as is when it is plain, else in single quotes.
-fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
@@ -1032,7 +1031,7 @@ mod tests {
         assert!(plan.notes.is_empty());
         assert!(plan.done.contains("/run/user/1000/codexd/codexd.sock"), "{}", plan.done);
         // A codexd serving %t/codexd/codexd.sock outside systemd is stopped before `enable --now`.
-        let takeover = Takeover { socket: PathBuf::from("/run/user/1000/codexd/codexd.sock"), before: 1, uid: 1000 };
+        let takeover = Takeover { socket: PathBuf::from("/run/user/1000/codexd/codexd.sock"), before: 1 };
         assert_eq!(plan.takeover, Some(takeover));
         assert!(describe_plan(&plan).contains(
             "would stop a codexd that serves /run/user/1000/codexd/codexd.sock outside systemd, if one runs\nwould \
@@ -1065,12 +1064,12 @@ mod tests {
         );
         assert_eq!(plan.fallback, plan.commands);
         let socket = PathBuf::from("/var/folders/xy/T/codexd-1000/codexd.sock");
-        assert_eq!(plan.takeover, Some(Takeover { socket: socket.clone(), before: 1, uid: 1000 }), "before bootstrap");
+        assert_eq!(plan.takeover, Some(Takeover { socket: socket.clone(), before: 1 }), "before bootstrap");
         // Already loaded as it is: only make sure it runs.
         let loaded = install_plan(Manager::Launchd, &env, Path::new("/opt/homebrew/bin/codexd"), true).unwrap();
         assert_eq!(loaded.commands[0].to_string(), "launchctl kickstart gui/1000/dev.codexd.codexd");
         assert_eq!(loaded.commands.len(), 1);
-        assert_eq!(loaded.takeover, Some(Takeover { socket, before: 0, uid: 1000 }), "before kickstart");
+        assert_eq!(loaded.takeover, Some(Takeover { socket, before: 0 }), "before kickstart");
         assert_eq!(parse_launchd_pid("gui/501/dev.codexd.codexd = {\n\tstate = running\n\tpid = 4242\n}"), Some(4242));
         assert_eq!(parse_launchd_pid("\tstate = not running\n"), None);
     }
@@ -1107,12 +1106,5 @@ mod tests {
         assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
         assert!(plan.notes.iter().any(|n| n.contains("/tmp/mine.sock")));
         assert!(plan.notes.iter().any(|n| n.contains("Environment=CODEX_HOME=/work/codex-home")));
-    }
-
-    #[test]
-    fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(shell_quote("gui/501/dev.codexd.codexd"), "gui/501/dev.codexd.codexd");
-        assert_eq!(shell_quote("/Users/a b/x.plist"), "'/Users/a b/x.plist'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -64,6 +64,12 @@ pub(crate) fn socket_unit() -> UnitState {
     }
 }
 
+/// Whether systemd runs the daemon on `socket`: `codexd.socket` owns the socket, or `pid` (the daemon that answers
+/// there, if any) is `codexd.service`'s main pid. `codexctl restart` and `codexctl service install` decide so.
+pub(crate) fn managed_by_systemd(socket: &Path, pid: Option<u32>) -> bool {
+    socket_unit().owns(socket) || pid.is_some_and(|pid| service_main_pid() == Some(pid))
+}
+
 /// The main pid of `codexd.service` when it is active.
 pub(crate) fn service_main_pid() -> Option<u32> {
     let text = systemctl(&["show", SERVICE_UNIT, "--property=MainPID", "--property=ActiveState"])?;

@@ -1,6 +1,6 @@
 //! `codexctl status`: who is logged in and how, and the daemon's own state.
 
-use crate::{Ctx, EXIT_OK, EXIT_REFUSED, handshake};
+use crate::{Ctx, EXIT_OK, EXIT_REFUSED, handshake, refresh};
 use codexd_client::proto::methods::{
     AuthMode, AuthProblem, DaemonStatusResult, GetAuthStatusResult, LoginPolicyStatus,
 };
@@ -110,17 +110,17 @@ fn summary(auth: &GetAuthStatusResult, daemon: &DaemonStatusResult) -> String {
     s
 }
 
-/// `the refresh failed (refresh_token_reused): <message>` (the issuer's message says to sign in again), or
-/// `<message> (<reason>)`.
+/// `the refresh failed (refresh_token_reused): <message>` (the issuer's message says to sign in again), as
+/// `codexctl refresh` says it, or `<message> (<reason>)`; on one line.
 fn problem_line(problem: &AuthProblem) -> String {
-    let message = problem.message.replace(['\n', '\r'], " ");
-    let code = problem.issuer_code.as_deref().filter(|c| !c.is_empty());
-    match (problem.reason.as_str(), code) {
-        ("refreshFailed", Some(code)) => format!("the refresh failed ({code}): {message}"),
-        ("refreshFailed", None) => format!("the refresh failed: {message}"),
-        (reason, Some(code)) => format!("{message} ({reason}, issuer code {code})"),
-        (reason, None) => format!("{message} ({reason})"),
-    }
+    refresh::failure_message(problem).unwrap_or_else(|| {
+        let message = problem.message.replace(['\n', '\r'], " ");
+        let reason = &problem.reason;
+        match problem.issuer_code.as_deref().filter(|c| !c.is_empty()) {
+            Some(code) => format!("{message} ({reason}, issuer code {code})"),
+            None => format!("{message} ({reason})"),
+        }
+    })
 }
 
 /// The configured store, and where the login is when that says more: `keyring`, `auto (in auth.json)`,
@@ -238,12 +238,10 @@ mod tests {
             "planType": null, "expiresAt": null, "generation": 4, "authError": problem
         }))
         .unwrap();
-        let daemon: DaemonStatusResult = serde_json::from_value(serde_json::json!({
-            "version": "0.1.0", "pid": 42, "uptimeSeconds": 5, "store": "file", "codexHome": "/h/.codex",
-            "socket": "/run/s.sock", "connections": 1, "subscribers": 0, "generation": 4, "authMethod": null,
-            "lastRefresh": "2026-11-28T06:00:00Z", "nextRefresh": "2026-11-29T05:50:00Z", "authError": problem
-        }))
-        .unwrap();
+        let daemon = daemon_with(serde_json::json!({
+            "authMethod": null, "lastRefresh": "2026-11-28T06:00:00Z", "nextRefresh": "2026-11-29T05:50:00Z",
+            "authError": problem
+        }));
         (auth, daemon)
     }
 

@@ -36,7 +36,7 @@ pub(crate) fn shut_down(ctx: &Ctx, client: &mut Client) -> anyhow::Result<()> {
         match client.next_notification() {
             Ok(None) | Err(ClientError::Disconnected) => return Ok(()),
             Ok(Some(_)) => {}
-            Err(ClientError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e) if e.is_read_timeout() => {
                 return Err(timed_out(ctx).into());
             }
             Err(e) => return Err(e.into()),

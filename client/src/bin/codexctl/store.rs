@@ -119,23 +119,13 @@ fn report(result: &StoreMigrateResult) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(Debug, Subcommand)]
-    enum Command {
-        Store(StoreArgs),
-    }
-
+    /// The target of `codexctl ARGS`, parsed by codexctl's own command line.
     fn parse(args: &[&str]) -> Result<Target, clap::Error> {
-        let cli = Cli::try_parse_from(std::iter::once("codexctl").chain(args.iter().copied()))?;
-        let Command::Store(StoreArgs { action: Action::Migrate(flags) }) = cli.command;
-        Ok(flags.to)
+        match crate::parse(args)?.command {
+            crate::Command::Store(StoreArgs { action: Action::Migrate(flags) }) => Ok(flags.to),
+            other => panic!("not store migrate: {other:?}"),
+        }
     }
 
     fn result(from: Option<&str>, to: &str, moved: bool, warning: Option<&str>) -> StoreMigrateResult {
@@ -157,6 +147,7 @@ mod tests {
             &["store", "migrate", "--to", "Keyring "],
             &["store", "migrate"],
             &["store"],
+            &["store", "move"],
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
