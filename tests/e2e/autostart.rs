@@ -453,3 +453,34 @@ fn a_socket_directory_of_another_user_or_a_symlinked_log_is_refused_and_nothing_
     assert_exit(&sandbox.codexctl(&["token"]), 0, "codexctl token once the link is gone");
     the_daemon(&sandbox);
 }
+
+/// `where` is the diagnostic for a stuck daemon: a socket whose listener never accepts and whose backlog is full
+/// (where `connect(2)` blocks until it accepts) must give an answer, not hang.
+#[test]
+fn where_answers_for_a_listener_that_never_accepts() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, bind, connect, listen, socket_with};
+    let sandbox = Sandbox::with_auth(apikey_auth_json("sk-e2e-where-backlog"));
+    let path = sandbox.scratch().join("stuck.sock");
+    let listener = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+    let address = SocketAddrUnix::new(&path).unwrap();
+    bind(&listener, &address).unwrap();
+    listen(&listener, 0).unwrap();
+    // Fill the backlog with connections nobody accepts, until the next one would block.
+    let mut pending = Vec::new();
+    loop {
+        let client =
+            socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)
+                .unwrap();
+        match connect(&client, &address) {
+            Ok(()) => pending.push(client),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => break,
+            Err(e) => panic!("cannot fill the backlog: {e}"),
+        }
+        assert!(pending.len() < 1024, "the backlog never filled");
+    }
+    let started = std::time::Instant::now();
+    let json = where_json(&sandbox, &["--socket", path.to_str().unwrap(), "where", "--json"], &[]);
+    assert_eq!(json["state"], "noAnswer", "{json}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    drop(pending);
+}

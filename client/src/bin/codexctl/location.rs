@@ -37,6 +37,27 @@ enum State {
 }
 
 impl State {
+    /// [`State::probe`] bounded as a whole, connect included: a `connect(2)` to a listener whose backlog is full
+    /// (a stopped or hung daemon) waits until it accepts, which may be never, and no read timeout bounds that. The
+    /// probe runs on a thread of its own, left behind if it does not finish (it ends with the process).
+    fn probe_within(socket: &Path, limit: Duration) -> State {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let path = socket.to_owned();
+        let spawned = std::thread::Builder::new().name("codexctl-where".to_owned()).spawn(move || {
+            let _ = tx.send(State::probe(&path));
+        });
+        if spawned.is_err() {
+            return State::probe(socket);
+        }
+        rx.recv_timeout(limit).unwrap_or_else(|_| {
+            State::NoAnswer(format!(
+                "nothing answered within {} s: the connection was not accepted (a daemon that is stopped or hung, \
+                 with its backlog full)",
+                limit.as_secs()
+            ))
+        })
+    }
+
     fn probe(socket: &Path) -> State {
         let mut client = match Client::connect(socket) {
             Ok(client) => client,
@@ -104,7 +125,7 @@ fn is_socket(_path: &Path) -> Option<bool> {
 /// Prints where the socket is and why; always exit 0.
 pub(crate) fn run(ctx: &Ctx, args: &WhereArgs) -> anyhow::Result<u8> {
     let socket = &ctx.socket.path;
-    let state = State::probe(socket);
+    let state = State::probe_within(socket, PROBE_TIMEOUT + Duration::from_secs(1));
     let unit = socket_unit::socket_unit();
     let report = Report { ctx, rule: default_rule(), default: default_socket(), state, unit };
     let text = if args.json { report.json_line()? } else { report.text() };
