@@ -5,13 +5,12 @@ use anyhow::{Context, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
+use codexd_fake_issuer::CLIENT_ID;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-/// The Codex CLI's OAuth client id.
-const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 /// Where a refresh would go if one happened: a closed loopback port, so no request ever leaves the machine.
 pub const DEAD_ISSUER: &str = "http://127.0.0.1:9";
 

@@ -179,10 +179,8 @@ fn bench(build: bool, parts: Parts) -> Result<()> {
         print_table(&table);
         return Ok(());
     }
-    let results = match parts {
-        Parts::All => Some(parts_one_to_four(&codexd, &codexctl, scratch.path())?),
-        Parts::RefreshStorm | Parts::Stores => None,
-    };
+    // `Parts::Stores` returned above.
+    let results = if parts == Parts::All { Some(parts_one_to_four(&codexd, &codexctl, scratch.path())?) } else { None };
     progress(&format!(
         "refresh storm: {} clients, {} rounds per side, against a fake issuer on 127.0.0.1",
         STORM.clients, STORM.rounds
@@ -605,17 +603,15 @@ fn storm_rows(t: &mut Table, outcome: &storm::Outcome) {
         Verdict::from_bool(d.iter().all(|r| r.reused == 0)),
     ));
     if let (Ok(dl), Ok(bl)) = (pooled(d.iter().map(|r| &r.samples)), pooled(b.iter().map(|r| &r.samples))) {
-        {
-            for (what, dv, bv) in [("p50", dl.p50, bl.p50), ("p99", dl.p99, bl.p99)] {
-                t.push(row(
-                    &format!("refresh storm: per client, request → token (codexd) / answer (baseline), {what} (ms)"),
-                    format!("{:.2}", ms(dv)),
-                    format!("{:.2}", ms(bv)),
-                    ratio(ms(dv), ms(bv)),
-                    "-",
-                    Verdict::Info,
-                ));
-            }
+        for (what, dv, bv) in [("p50", dl.p50, bl.p50), ("p99", dl.p99, bl.p99)] {
+            t.push(row(
+                &format!("refresh storm: per client, request → token (codexd) / answer (baseline), {what} (ms)"),
+                format!("{:.2}", ms(dv)),
+                format!("{:.2}", ms(bv)),
+                ratio(ms(dv), ms(bv)),
+                "-",
+                Verdict::Info,
+            ));
         }
     }
     let (ds, bs) = (median(d.iter().map(|r| r.span).collect()), median(b.iter().map(|r| r.span).collect()));

@@ -57,7 +57,6 @@ impl Server {
             .env_clear()
             .env("HOME", scratch)
             .env("CODEXD_LOG", "warn")
-            .env("CODEXD_ISSUER", issuer)
             .env("CODEXD_SYSTEM_CONFIG_DIR", &system_config)
             .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{issuer}/oauth/token"))
             .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{issuer}/oauth/revoke"))

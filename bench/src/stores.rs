@@ -319,12 +319,7 @@ fn measure_modes(keyring: &SecretService, daemons: &[Daemon], plan: Plan) -> Res
         // Each round starts with another mode, so that no mode always follows the same one.
         for i in (0..daemons.len()).map(|k| (k + w) % daemons.len()) {
             let daemon = &daemons[i];
-            let token = tokens[i].as_str();
-            let check = |reply: &[u8]| -> Result<()> {
-                let v: Value = serde_json::from_slice(reply).context("reply is not JSON")?;
-                ensure!(v["result"]["authToken"].as_str() == Some(token), "getAuthStatus did not return the token");
-                Ok(())
-            };
+            let check = serves(&tokens[i]);
             let run = rtt::run(daemon.server.socket(), daemon.server.pid(), load, reply_lens[i], &check)
                 .with_context(|| format!("round trips against the {} daemon", daemon.mode.name()))?;
             runs[i].push(run);
@@ -337,6 +332,15 @@ fn measure_modes(keyring: &SecretService, daemons: &[Daemon], plan: Plan) -> Res
     std::thread::sleep(Duration::from_millis(500));
     let idle = idle(keyring, daemons, plan.idle)?;
     Ok(Modes { reads, reply_lens, logins, api_key_len, idle })
+}
+
+/// The check of every `getAuthStatus` reply in a round-trip run: it carries `token`.
+fn serves(token: &str) -> impl Fn(&[u8]) -> Result<()> + Sync {
+    move |reply: &[u8]| -> Result<()> {
+        let v: Value = serde_json::from_slice(reply).context("reply is not JSON")?;
+        ensure!(v["result"]["authToken"].as_str() == Some(token), "getAuthStatus did not return the token");
+        Ok(())
+    }
 }
 
 fn summarise(samples: Vec<Vec<Duration>>) -> Result<[Summary; 3]> {
@@ -536,14 +540,7 @@ fn frozen_keyring(
             .map(str::to_owned)
             .context("the keyring daemon serves no token")?;
         let probe = crate::one_request(server.socket(), &rtt::request_line(rtt::probe_id()))?;
-        let check = |reply: &[u8]| -> Result<()> {
-            let v: Value = serde_json::from_slice(reply).context("reply is not JSON")?;
-            ensure!(
-                v["result"]["authToken"].as_str() == Some(token.as_str()),
-                "getAuthStatus did not return the token"
-            );
-            Ok(())
-        };
+        let check = serves(&token);
         let load = |window| rtt::Load { connections: 1, warmup: 500, window, max_requests: 500_000 };
         let (mut thawed, mut frozen) = (Vec::new(), Vec::new());
         let (mut reported, mut polls_stopped, mut recovered) = (Vec::new(), Vec::new(), Vec::new());

@@ -18,8 +18,10 @@
 //!
 //! One baseline round: a fresh fake issuer, a fresh login; every client opens its own HTTP connection to the
 //! issuer first (as the codexd clients open theirs), then a barrier releases them all to post the Codex CLI's JSON
-//! refresh body with the same refresh token. Opening the connections at the release instead overflows the fake
-//! issuer's accept queue (128) and some clients wait a whole second for a SYN retransmission.
+//! refresh body with the same refresh token. The clients connect at most [`CONNECTING`] at a time: the fake issuer
+//! listens with a backlog of 1024, but the kernel caps that at `net.core.somaxconn`, which is 128 on Linux before
+//! 5.4 (4096 since); there a thousand connections opened at the release would overflow the accept queue, and some
+//! clients would wait a whole second for a SYN retransmission.
 
 use crate::fixture;
 use crate::server::Server;
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{Barrier, Semaphore};
+use tokio::task::JoinHandle;
 
 /// How long one reply or answer may take before the run is abandoned.
 const STEP_DEADLINE: Duration = Duration::from_secs(10);
@@ -40,7 +43,8 @@ const STEP_DEADLINE: Duration = Duration::from_secs(10);
 const REFRESHED_LIFETIME: Duration = Duration::from_secs(3600);
 /// After the last reply, how long to wait for a late second refresh request before counting.
 const SETTLE: Duration = Duration::from_millis(300);
-/// Baseline clients opening their connection at the same time (the fake issuer's accept queue holds 128).
+/// Baseline clients opening their connection at the same time: within the fake issuer's accept queue also where
+/// `net.core.somaxconn` caps its backlog of 1024 at 128.
 const CONNECTING: usize = 64;
 /// The refresh reason the Codex CLI sends when a token is near expiry.
 const CLI_REFRESH_REASON: &str = "proactive_expiry";
@@ -292,7 +296,8 @@ async fn storm(socket: &Path, clients: usize, exp: SystemTime, issuer: &FakeIssu
             barrier.wait().await;
             let sent = Instant::now();
             let reply = round_trip(&mut reader, request.as_bytes()).await;
-            (sent, Instant::now(), reply)
+            let answered = Instant::now();
+            reply.map(|reply| (sent, answered, reply))
         }));
     }
     let wait = exp.duration_since(SystemTime::now()).map_err(|_| {
@@ -303,30 +308,51 @@ async fn storm(socket: &Path, clients: usize, exp: SystemTime, issuer: &FakeIssu
     let released = Instant::now();
     barrier.wait().await;
 
-    let mut samples = Vec::with_capacity(clients);
-    let mut replies = Vec::with_capacity(clients);
-    let (mut first_sent, mut first_reply, mut last_reply) = (None::<Instant>, None::<Instant>, None::<Instant>);
-    for (n, task) in tasks.into_iter().enumerate() {
-        let (sent, answered, line) = task.await.with_context(|| format!("client {n} panicked"))?;
-        let line = line.with_context(|| format!("client {n}"))?;
-        samples.push(answered - sent);
-        replies.push(line);
-        first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
-        first_reply = Some(first_reply.map_or(answered, |f| f.min(answered)));
-        last_reply = Some(last_reply.map_or(answered, |l| l.max(answered)));
-    }
-    let (first_sent, last_reply) = first_sent.zip(last_reply).context("no clients")?;
-    let first_reply = first_reply.context("no clients")?;
+    let got = collect(tasks).await?;
     Ok(Storm {
-        samples,
-        replies,
-        span: last_reply - first_sent,
+        samples: got.samples,
+        replies: got.answers,
+        span: got.last_answer - got.first_sent,
         connect_all,
         released_wall,
         released_after_exp: released_wall.duration_since(exp).unwrap_or_default(),
-        first_send: first_sent.saturating_duration_since(released),
-        first_reply: first_reply.saturating_duration_since(released),
+        first_send: got.first_sent.saturating_duration_since(released),
+        first_reply: got.first_answer.saturating_duration_since(released),
     })
+}
+
+/// What every client of a storm got, in client order.
+struct Collected<T> {
+    /// Per client, from sending its request to having the answer.
+    samples: Vec<Duration>,
+    /// The answers.
+    answers: Vec<T>,
+    /// The earliest send.
+    first_sent: Instant,
+    /// The earliest answer.
+    first_answer: Instant,
+    /// The latest answer.
+    last_answer: Instant,
+}
+
+/// Awaits every client's task in order; each gives when it sent, when it had the answer, and the answer. The first
+/// client that failed (or panicked) fails the whole storm, naming the client.
+async fn collect<T>(tasks: Vec<JoinHandle<Result<(Instant, Instant, T)>>>) -> Result<Collected<T>> {
+    let mut samples = Vec::with_capacity(tasks.len());
+    let mut answers = Vec::with_capacity(tasks.len());
+    let (mut first_sent, mut first_answer, mut last_answer) = (None::<Instant>, None::<Instant>, None::<Instant>);
+    for (n, task) in tasks.into_iter().enumerate() {
+        let (sent, answered, answer) =
+            task.await.with_context(|| format!("client {n} panicked"))?.with_context(|| format!("client {n}"))?;
+        samples.push(answered - sent);
+        answers.push(answer);
+        first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
+        first_answer = Some(first_answer.map_or(answered, |f| f.min(answered)));
+        last_answer = Some(last_answer.map_or(answered, |l| l.max(answered)));
+    }
+    let (first_sent, last_answer) = first_sent.zip(last_answer).context("no clients")?;
+    let first_answer = first_answer.context("no clients")?;
+    Ok(Collected { samples, answers, first_sent, first_answer, last_answer })
 }
 
 async fn round_trip(reader: &mut BufReader<UnixStream>, request: &[u8]) -> Result<Vec<u8>> {
@@ -422,19 +448,8 @@ async fn refresh_each(issuer: &str, body: &Value, clients: usize) -> Result<(Vec
         }));
     }
     barrier.wait().await;
-    let mut samples = Vec::with_capacity(clients);
-    let mut answers = Vec::with_capacity(clients);
-    let (mut first_sent, mut last_answer) = (None::<Instant>, None::<Instant>);
-    for (n, task) in tasks.into_iter().enumerate() {
-        let (sent, answered, answer) =
-            task.await.with_context(|| format!("client {n} panicked"))?.with_context(|| format!("client {n}"))?;
-        samples.push(answered - sent);
-        answers.push(answer);
-        first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
-        last_answer = Some(last_answer.map_or(answered, |l| l.max(answered)));
-    }
-    let (first_sent, last_answer) = first_sent.zip(last_answer).context("no clients")?;
-    Ok((samples, answers, last_answer - first_sent))
+    let got = collect(tasks).await?;
+    Ok((got.samples, got.answers, got.last_answer - got.first_sent))
 }
 
 fn classify(status: u16, text: &str) -> Answer {

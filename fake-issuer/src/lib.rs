@@ -18,13 +18,18 @@
 //! without HTTP ([`FakeIssuer::mint`]). The same controls are served over HTTP under `/_fake/` (see
 //! [`control`]) for non-Rust clients and the `codexd-fake-issuer` binary.
 //!
+//! Only ever point a codexd with a throwaway `CODEX_HOME` at it (a temp dir, as below), never a real one: a real
+//! login without `oauth_provenance` would send its refresh token here, where the request log
+//! (`GET /_fake/requests`) shows it to any local user, and writing a minted `auth.json` replaces the login there.
+//!
 //! ```no_run
 //! use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Fault};
 //! let issuer = FakeIssuer::start();
 //! let login = issuer.mint(&Account::default());
-//! std::fs::write("/tmp/codex-home/auth.json", login.auth_json(issuer.url())).unwrap();
+//! let codex_home = tempfile::tempdir().unwrap();
+//! std::fs::write(codex_home.path().join("auth.json"), login.auth_json(issuer.url())).unwrap();
 //! issuer.script(Endpoint::Refresh, Fault::Status(500));
-//! // ... point codexd at issuer.url() with CODEXD_ISSUER ...
+//! // ... start codexd with CODEX_HOME=<codex_home> and CODEXD_ISSUER=<issuer.url()> ...
 //! assert!(issuer.wait_for_count(Endpoint::Refresh, 1, std::time::Duration::from_secs(10)));
 //! ```
 
@@ -302,6 +307,11 @@ impl FakeIssuer {
     /// Every issuer request received so far, in order (control requests excluded).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The requests `endpoint` has received so far, in order (faulted ones included).
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.iter().filter(|r| r.endpoint == Some(endpoint)).cloned().collect()
     }
 
     /// How many requests `endpoint` has received (faulted ones included).

@@ -13,11 +13,14 @@ use codexd_fake_issuer::{Account, FakeIssuer, Options};
 #[command(
     version,
     after_help = "\
-Point codexd at it:
+Point codexd at it, always with a throwaway CODEX_HOME (never your real one: a login there without
+oauth_provenance would send its refresh token here, where GET /_fake/requests shows it to any local user):
+  export CODEX_HOME=\"$(mktemp -d)\"
   CODEXD_ISSUER=<url printed on stdout> codexd ...
 With --tls-dir DIR, also trust its CA:
   CODEX_CA_CERTIFICATE=DIR/ca.pem CODEXD_ISSUER=https://localhost:PORT codexd ...
-Start logged in (the auth.json's oauth_provenance points at this issuer):
+Start logged in (the auth.json's oauth_provenance points at this issuer; the file is overwritten, so again
+only in that throwaway CODEX_HOME):
   codexd-fake-issuer --auth-json \"$CODEX_HOME/auth.json\"
 
 Script it over HTTP (same semantics as the Rust API):
@@ -49,7 +52,8 @@ struct Cli {
     /// Serve HTTPS with a generated CA and write DIR/ca.pem (use it as CODEX_CA_CERTIFICATE).
     #[arg(long, value_name = "DIR")]
     tls_dir: Option<PathBuf>,
-    /// Mint a login and write its auth.json here (mode 0600), so a CODEX_HOME starts logged in.
+    /// Mint a login and write its auth.json here (mode 0600, replacing any file there), so a throwaway
+    /// CODEX_HOME starts logged in.
     #[arg(long, value_name = "PATH")]
     auth_json: Option<PathBuf>,
 }

@@ -163,6 +163,25 @@ pub(crate) fn params(content_type: Option<&str>, body: &[u8]) -> HashMap<String,
     }
 }
 
+/// The opening of the three `POST /oauth/token` grants: the content type must pass `ok` (else 400
+/// `invalid_request` with `wrong_type`), and `client_id` must be [`CLIENT_ID`] (else 401 `invalid_client`).
+/// `Err` is the answer to send.
+fn client_params(
+    content_type: Option<&str>,
+    body: &[u8],
+    ok: fn(Option<&str>) -> bool,
+    wrong_type: &str,
+) -> Result<HashMap<String, String>, Reply> {
+    if !ok(content_type) {
+        return Err(Reply::oauth_error(400, "invalid_request", wrong_type));
+    }
+    let p = params(content_type, body);
+    if p.get("client_id").map_or("", String::as_str) != CLIENT_ID {
+        return Err(Reply::oauth_error(401, "invalid_client", "unknown client_id"));
+    }
+    Ok(p)
+}
+
 fn user_code() -> String {
     const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
     let mut rng = rand::thread_rng();
@@ -295,14 +314,11 @@ impl State {
 
     /// `POST /oauth/token` with `grant_type=authorization_code` (form).
     pub(crate) fn code_exchange(&mut self, content_type: Option<&str>, body: &[u8]) -> Reply {
-        if !is_form(content_type) {
-            return Reply::oauth_error(400, "invalid_request", "expected application/x-www-form-urlencoded");
-        }
-        let p = params(content_type, body);
+        let p = match client_params(content_type, body, is_form, "expected application/x-www-form-urlencoded") {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
         let get = |k: &str| p.get(k).map_or("", String::as_str);
-        if get("client_id") != CLIENT_ID {
-            return Reply::oauth_error(401, "invalid_client", "unknown client_id");
-        }
         // A code is single use: any attempt consumes it.
         let Some(grant) = self.codes.remove(get("code")) else {
             return Reply::oauth_error(400, "invalid_grant", "authorization code is invalid or was already used");
@@ -319,14 +335,11 @@ impl State {
 
     /// `POST /oauth/token` with the token-exchange grant: an API key for an id_token this issuer issued.
     pub(crate) fn token_exchange(&mut self, content_type: Option<&str>, body: &[u8]) -> Reply {
-        if !is_form(content_type) {
-            return Reply::oauth_error(400, "invalid_request", "expected application/x-www-form-urlencoded");
-        }
-        let p = params(content_type, body);
+        let p = match client_params(content_type, body, is_form, "expected application/x-www-form-urlencoded") {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
         let get = |k: &str| p.get(k).map_or("", String::as_str);
-        if get("client_id") != CLIENT_ID {
-            return Reply::oauth_error(401, "invalid_client", "unknown client_id");
-        }
         if get("requested_token") != "openai-api-key" {
             return Reply::oauth_error(400, "invalid_request", "requested_token must be openai-api-key");
         }
@@ -343,14 +356,11 @@ impl State {
 
     /// `POST /oauth/token` with JSON `grant_type=refresh_token`: rotation.
     pub(crate) fn refresh(&mut self, content_type: Option<&str>, body: &[u8]) -> Reply {
-        if !is_json(content_type) {
-            return Reply::oauth_error(400, "invalid_request", "refresh requests must be application/json");
-        }
-        let p = params(content_type, body);
+        let p = match client_params(content_type, body, is_json, "refresh requests must be application/json") {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
         let get = |k: &str| p.get(k).map_or("", String::as_str);
-        if get("client_id") != CLIENT_ID {
-            return Reply::oauth_error(401, "invalid_client", "unknown client_id");
-        }
         let token = get("refresh_token").to_owned();
         let (family, account) = match self.refresh.get_mut(&token) {
             None => return Reply::refresh_error(401, "refresh_token_invalidated"),
@@ -371,7 +381,7 @@ impl State {
     pub(crate) fn device_user_code(&mut self, content_type: Option<&str>, body: &[u8]) -> Reply {
         let p = params(content_type, body);
         if p.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-            return Reply::json(400, &json!({"error": "invalid_request", "error_description": "unknown client_id"}));
+            return Reply::oauth_error(400, "invalid_request", "unknown client_id");
         }
         let mut code = user_code();
         while self.devices.values().any(|d| d.user_code == code) {

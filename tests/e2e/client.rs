@@ -2,6 +2,7 @@
 
 use codexd_client::proto::methods::{Account, AuthMode, UpdateReason};
 use codexd_client::{ClientError, Event};
+use codexd_e2e::logins::CHATGPT_DISABLED;
 use codexd_e2e::{AuthFixture, TestDaemon, chatgpt_auth_json, write_atomically};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ fn refusals_arrive_as_daemon_errors_and_the_connection_stays_usable() {
         .unwrap_err();
     let ClientError::Daemon(error) = err else { panic!("expected a daemon error, got {err:?}") };
     assert_eq!((error.code, error.reason()), (-32002, "policyRefused"));
-    assert_eq!(error.message, "ChatGPT login is disabled. Use API key login instead.");
+    assert_eq!(error.message, CHATGPT_DISABLED);
     assert_eq!(client.get_auth_status(false).unwrap().generation, 0);
 }
 

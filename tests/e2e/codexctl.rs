@@ -135,13 +135,7 @@ fn watch_prints_one_json_line_per_notification_and_exits_0_on_shutdown() {
     conn.call("account/logout", json!({}));
     wait_until(DEADLINE, "the second line from watch", || watch.stdout().lines().count() == 2);
     assert_eq!(conn.call("daemon/shutdown", json!({})), json!({}));
-    let status = watch.wait_exit(DEADLINE);
-    assert_eq!(status.code(), Some(0), "watch stderr:\n{}", watch.stderr());
-    let lines: Vec<Value> = watch
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
-        .collect();
+    let lines = watch.wait_json_lines(DEADLINE);
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0]["method"], "account/updated");
     assert_eq!(lines[0]["params"]["reason"], "external");

@@ -3,13 +3,12 @@
 //! be used at runtime keeps the last good config and the login and is reported as `configProblem`
 //! (`configInvalid`) until it is fixed; at startup it stops codexd (exit 1) with a message naming file and key.
 
-use codexd_e2e::logins::{LOGIN_DEADLINE, wait_login_completed};
-use codexd_e2e::process::{clean_command, run_with_deadline};
+use crate::keyring::on_bus;
+use codexd_e2e::logins::{ExitedRun, LOGIN_DEADLINE, run_codexd_to_exit, wait_login_completed};
 use codexd_e2e::secret_service::{self, SecretService, codex_account};
-use codexd_e2e::{Conn, DEAD_ISSUER, TestDaemon, apikey_auth_json, bin_path, wait_until, write_atomically};
+use codexd_e2e::{Conn, TestDaemon, apikey_auth_json, replace_file, wait_until, write_atomically};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::Duration;
 
 /// How long the daemon may take to notice a config change and act on it.
@@ -29,9 +28,7 @@ fn logged_out_update(generation: u64, reason: &str) -> Value {
 /// Replaces `$CODEX_HOME/config.toml` as editors do: a temp file beside it, then a rename, so that the daemon
 /// never sees a half-written file.
 fn set_config(daemon: &TestDaemon, text: &str) {
-    let tmp = daemon.home().join(".config.toml.tmp");
-    std::fs::write(&tmp, text).expect("cannot write the new config.toml");
-    std::fs::rename(&tmp, daemon.home().join("config.toml")).expect("cannot replace config.toml");
+    replace_file(&daemon.home().join("config.toml"), text);
 }
 
 fn wait_store(daemon: &TestDaemon, mode: &str) {
@@ -102,11 +99,7 @@ fn the_store_switches_from_file_to_keyring_and_back_at_runtime() {
     }
     let keyring = SecretService::start();
     let on_disk = apikey_auth_json("sk-SECRETMARK-file-copy");
-    let daemon = TestDaemon::builder()
-        .env("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address())
-        .env("CODEXD_KEYRING_TIMEOUT_MS", "1500")
-        .auth_json(on_disk.clone())
-        .start();
+    let daemon = on_bus(&keyring, "file").auth_json(on_disk.clone()).start();
     let account = codex_account(daemon.home());
     keyring.store_codex_entry(&account, r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-SECRETMARK-keyring-copy"}"#);
     let mut sub = daemon.subscriber();
@@ -133,11 +126,7 @@ fn switching_to_a_keyring_that_holds_the_same_login_is_no_change() {
         return;
     }
     let keyring = SecretService::start();
-    let daemon = TestDaemon::builder()
-        .env("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address())
-        .env("CODEXD_KEYRING_TIMEOUT_MS", "1500")
-        .auth_json(apikey_auth_json("sk-SECRETMARK-same"))
-        .start();
+    let daemon = on_bus(&keyring, "file").auth_json(apikey_auth_json("sk-SECRETMARK-same")).start();
     keyring.store_codex_entry(
         &codex_account(daemon.home()),
         r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-SECRETMARK-same"}"#,
@@ -261,73 +250,58 @@ fn a_config_toml_that_cannot_be_read_at_runtime_is_reported_until_fixed() {
 // A config that cannot be used at startup.
 
 /// Runs `codexd` on a fresh home and system config dir, prepared by `prepare(home, system_dir)`, expecting it
-/// to exit by itself; returns its output, the home and the system dir (kept alive with the scratch dir).
-fn run_to_exit(prepare: impl FnOnce(&Path, &Path)) -> (Output, PathBuf, PathBuf, tempfile::TempDir) {
-    let scratch = tempfile::Builder::new().prefix("cxc").tempdir_in("/tmp").expect("cannot create a scratch dir");
-    let home = scratch.path().join("home");
-    let system = scratch.path().join("etc").join("codex");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::create_dir_all(&system).unwrap();
-    prepare(&home, &system);
-    let socket = scratch.path().join("s").join("codexd.sock");
-    let mut cmd = clean_command(bin_path("codexd"), scratch.path());
-    cmd.env("CODEXD_LOGIN_PORTS", "0")
-        .env("CODEXD_ISSUER", DEAD_ISSUER)
-        .env("CODEXD_SYSTEM_CONFIG_DIR", &system)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--codex-home")
-        .arg(&home);
-    let out = run_with_deadline(cmd, Duration::from_secs(10));
-    assert!(!socket.exists(), "codexd left its socket behind after a failed start");
-    (out, home, system, scratch)
+/// to exit by itself, and asserts that it left no socket behind.
+fn run_to_exit(prepare: impl FnOnce(&Path, &Path)) -> ExitedRun {
+    let run = run_codexd_to_exit(&[], prepare);
+    assert!(!run.socket.exists(), "codexd left its socket behind after a failed start");
+    run
 }
 
-fn assert_exit_1_with(out: &Output, line_start: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+fn assert_exit_1_with(run: &ExitedRun, line_start: &str) {
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert_eq!(run.output.status.code(), Some(1), "stderr:\n{stderr}");
     let expected = format!("codexd: {line_start}");
     assert!(stderr.lines().any(|l| l.starts_with(&expected)), "no line starting {expected:?} in stderr:\n{stderr}");
 }
 
 #[test]
 fn an_unknown_store_at_startup_exits_1_naming_file_and_key() {
-    let (out, home, _, _scratch) = run_to_exit(|home, _| {
+    let run = run_to_exit(|home, _| {
         std::fs::write(home.join("config.toml"), "cli_auth_credentials_store = \"bogus\"\n").unwrap();
         std::fs::write(home.join("auth.json"), apikey_auth_json("sk-SECRETMARK-unused")).unwrap();
     });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_exit_1_with(&out, &format!("{}: {UNKNOWN_STORE}", home.join("config.toml").display()));
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert_exit_1_with(&run, &format!("{}: {UNKNOWN_STORE}", run.home.join("config.toml").display()));
     assert!(stderr.lines().any(|l| l.ends_with(UNKNOWN_STORE)), "the message has a tail:\n{stderr}");
     assert!(!stderr.contains("SECRETMARK"), "a secret is in codexd's stderr:\n{stderr}");
 }
 
 #[test]
 fn a_bad_managed_value_at_startup_exits_1_naming_file_and_key() {
-    let (out, _, system, _scratch) = run_to_exit(|_, system| {
+    let run = run_to_exit(|_, system| {
         std::fs::write(system.join("requirements.toml"), "forced_login_method = \"apikey\"\n").unwrap();
     });
     assert_exit_1_with(
-        &out,
+        &run,
         &format!(
             "{}: forced_login_method: unknown variant `apikey`, expected `chatgpt` or `api`",
-            system.join("requirements.toml").display()
+            run.system_dir.join("requirements.toml").display()
         ),
     );
 }
 
 #[test]
 fn unparsable_toml_at_startup_exits_1_naming_the_file() {
-    let (out, _, system, _scratch) = run_to_exit(|_, system| {
+    let run = run_to_exit(|_, system| {
         std::fs::write(system.join("managed_config.toml"), "model = \"o3\"\nthis is not toml\n").unwrap();
     });
-    assert_exit_1_with(&out, &format!("{}: not valid TOML: ", system.join("managed_config.toml").display()));
+    assert_exit_1_with(&run, &format!("{}: not valid TOML: ", run.system_dir.join("managed_config.toml").display()));
 }
 
 #[test]
 fn a_config_toml_that_cannot_be_read_at_startup_exits_1_naming_it() {
-    let (out, home, _, _scratch) = run_to_exit(|home, _| std::fs::create_dir(home.join("config.toml")).unwrap());
-    assert_exit_1_with(&out, &format!("cannot read {}: ", home.join("config.toml").display()));
+    let run = run_to_exit(|home, _| std::fs::create_dir(home.join("config.toml")).unwrap());
+    assert_exit_1_with(&run, &format!("cannot read {}: ", run.home.join("config.toml").display()));
 }
 
 #[test]

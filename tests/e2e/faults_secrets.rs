@@ -3,6 +3,7 @@
 //! token-like strings, shutdown), and its whole stderr holds none of the secrets it saw; `codexctl status`
 //! prints none; `codexctl token` prints the token on stdout only; error replies never quote one back.
 
+use codexd_e2e::session::assert_no_secrets;
 use codexd_e2e::{
     AuthFixture, Conn, SECRET_MARK, TestDaemon, apikey_auth_json, chatgpt_auth_json, fake_jwt,
     legacy_chatgpt_auth_json, write_atomically,
@@ -35,13 +36,9 @@ impl Secrets {
         }
     }
 
-    /// Panics naming the first secret found in `text` and the line it is on.
+    /// Panics naming the first secret (or [`SECRET_MARK`]) found in `text` and the line it is on.
     fn assert_absent(&self, text: &str, what: &str) {
-        for secret in self.0.iter().map(String::as_str).chain([SECRET_MARK]) {
-            if let Some(line) = text.lines().find(|l| l.contains(secret)) {
-                panic!("{what} contains the secret {secret:?} on this line:\n{line}");
-            }
-        }
+        assert_no_secrets(text, &self.0, what);
     }
 }
 

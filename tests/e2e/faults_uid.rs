@@ -14,13 +14,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The uid and gid the other user runs as (`nobody`).
-const NOBODY: u32 = 65534;
+pub(crate) const NOBODY: u32 = 65534;
 
 /// How long a process may take to start, answer or exit.
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// `setpriv`'s path, or `None` (after saying why) when these tests cannot run here.
-fn setpriv_or_skip(test: &str) -> Option<PathBuf> {
+pub(crate) fn setpriv_or_skip(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
@@ -38,7 +38,7 @@ fn setpriv_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 /// `setpriv --reuid=65534 --regid=65534 --clear-groups <program>` with a clean environment.
-fn as_nobody(setpriv: &Path, program: &Path, home: &Path) -> Command {
+pub(crate) fn as_nobody(setpriv: &Path, program: &Path, home: &Path) -> Command {
     let mut cmd = clean_command(setpriv, home);
     cmd.arg(format!("--reuid={NOBODY}")).arg(format!("--regid={NOBODY}")).arg("--clear-groups").arg(program);
     cmd

@@ -9,7 +9,7 @@
 
 use codexd_e2e::logins::{LOGIN_DEADLINE, click_through, keys, wait_for_notification, wait_login_completed};
 use codexd_e2e::secret_service::{BUS_ENV, CODEX_SERVICE, Item, SecretService, available, codex_account};
-use codexd_e2e::session::{assert_no_secrets, jwt_payload, secrets_of};
+use codexd_e2e::session::{assert_stderr_clean, forced, jwt_payload, secrets_of};
 use codexd_e2e::text;
 use codexd_e2e::{
     AuthFixture, Conn, TestDaemon, TestDaemonBuilder, apikey_auth_json, chatgpt_auth_json, clean_command,
@@ -155,11 +155,6 @@ pub(crate) fn key_secrets(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| (*k).to_owned()).collect()
 }
 
-/// Panics if codexd's stderr holds any of `secrets` (or the fixtures' secret mark).
-pub(crate) fn assert_stderr_clean(daemon: &TestDaemon, secrets: &[String]) {
-    assert_no_secrets(&daemon.stderr(), secrets, "codexd's stderr");
-}
-
 /// Locks `keyring`'s `login` collection (`org.freedesktop.Secret.Service.Lock`, sent with `dbus-send`, which comes
 /// with `dbus-daemon`), as a screen locker would. There is no prompter on the bus, so it stays locked.
 pub(crate) fn lock(keyring: &SecretService) {
@@ -179,11 +174,19 @@ pub(crate) fn lock(keyring: &SecretService) {
     assert!(!probe.status.success(), "the keyring still accepts items after Lock\n{}", keyring.logs());
 }
 
-/// Stops `daemon`, plants `value` as the Codex CLI's keyring entry of its home, and starts it again.
-pub(crate) fn restart_with_entry(daemon: &mut TestDaemon, keyring: &SecretService, value: &str) -> String {
+/// Stops `daemon` and plants `value` as the Codex CLI's keyring entry of its home (the home is made by the
+/// builder, so the entry can only be planted once the daemon knows it). Returns the keyring account. The caller
+/// may lock or freeze the keyring, or write `auth.json`, before its `daemon.restart()`.
+pub(crate) fn stop_with_entry(daemon: &mut TestDaemon, keyring: &SecretService, value: &str) -> String {
     let account = codex_account(daemon.home());
     daemon.stop();
     keyring.store_codex_entry(&account, value);
+    account
+}
+
+/// [`stop_with_entry`], then starts the daemon again, which reads the entry at startup.
+pub(crate) fn restart_with_entry(daemon: &mut TestDaemon, keyring: &SecretService, value: &str) -> String {
+    let account = stop_with_entry(daemon, keyring, value);
     daemon.restart();
     account
 }
@@ -234,10 +237,7 @@ fn an_entry_the_codex_cli_wrote_is_served_and_left_as_it_is() {
     // The CODEX_HOME is made by the builder, so the entry is planted once the daemon knows its home; the
     // daemon then starts again to read it at startup, as it would after `codex login` with the keyring.
     let mut daemon = on_bus(&keyring, "keyring").start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
-    keyring.store_codex_entry(&account, &value);
-    daemon.restart();
+    let account = restart_with_entry(&mut daemon, &keyring, &value);
 
     let status = daemon.raw_conn().auth_status(true);
     assert_eq!(status["authMethod"], "chatgpt", "{status}");
@@ -263,11 +263,8 @@ fn a_login_replaces_the_codex_cli_entry_instead_of_adding_a_second_one() {
     }
     let keyring = SecretService::start();
     let mut daemon = on_bus(&keyring, "keyring").start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
     let old = "sk-SECRETMARK-written-by-codex";
-    keyring.store_codex_entry(&account, &apikey_entry(old));
-    daemon.restart();
+    let account = restart_with_entry(&mut daemon, &keyring, &apikey_entry(old));
     let mut sub = daemon.subscriber();
     assert_eq!(sub.auth_status(true)["authToken"], old);
 
@@ -317,7 +314,7 @@ fn a_chatgpt_login_is_stored_in_the_keyring_and_refreshed_there() {
     assert_eq!(only_item(&keyring, &account).attributes, codex_attributes(&account));
 
     // A refresh rotates the tokens in the keyring; the token served is the new one.
-    let refreshed = sub.call("getAuthStatus", json!({"includeToken": true, "refreshToken": true}));
+    let refreshed = sub.call("getAuthStatus", forced());
     assert_eq!(issuer.count(Endpoint::Refresh), 1);
     let served = refreshed["authToken"].as_str().expect("a token after the refresh").to_owned();
     assert_ne!(served, first_access, "the refresh served the old token");
@@ -433,11 +430,9 @@ fn a_locked_keyring_is_reported_at_once_and_a_login_fails_without_touching_it() 
     }
     let keyring = SecretService::start();
     let mut daemon = on_bus(&keyring, "keyring").start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
     // The Codex CLI's entry exists, but the collection is locked and no unlock prompt can be answered.
     let seeded = "sk-SECRETMARK-locked-away";
-    keyring.store_codex_entry(&account, &apikey_entry(seeded));
+    let account = stop_with_entry(&mut daemon, &keyring, &apikey_entry(seeded));
     lock(&keyring);
     let started = Instant::now();
     daemon.restart();
@@ -557,10 +552,8 @@ fn a_keyring_hung_at_startup_reports_a_timeout_and_the_login_appears_once_it_ans
     }
     let keyring = SecretService::start();
     let mut daemon = on_bus(&keyring, "keyring").start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
     let key = "sk-SECRETMARK-behind-a-hung-keyring";
-    keyring.store_codex_entry(&account, &apikey_entry(key));
+    stop_with_entry(&mut daemon, &keyring, &apikey_entry(key));
     keyring.freeze();
     let started = Instant::now();
     daemon.restart();

@@ -3,12 +3,13 @@
 //! touching the stored credentials, the login policy, and `codexctl login`.
 
 use codexd_e2e::logins::{
-    LOGIN_DEADLINE, click_through, form_decode, is_base64url, jwt_payload, keys, mode, param, query_params,
-    read_auth_json, start_browser_login, visit, wait_login_completed, wait_login_failed, write_config,
+    API_DISABLED, CHATGPT_DISABLED, LOGIN_DEADLINE, assert_policy_refused, click_through, device_issuer, form_decode,
+    is_base64url, jwt_payload, keys, login_daemon, mode, param, query_params, read_auth_json, start_browser_login,
+    visit, wait_login_completed, wait_login_failed, write_config,
 };
 use codexd_e2e::text;
-use codexd_e2e::{Conn, SECRET_MARK, TestDaemon, apikey_auth_json, parse_rfc3339, wait_until};
-use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, FakeIssuer, Fault, Options, RecordedRequest};
+use codexd_e2e::{SECRET_MARK, TestDaemon, apikey_auth_json, parse_rfc3339, wait_until};
+use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, FakeIssuer, Fault, RecordedRequest};
 use serde_json::{Value, json};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ fn endpoints(issuer: &FakeIssuer) -> Vec<Endpoint> {
 
 /// The only request of `endpoint`.
 fn only_request(issuer: &FakeIssuer, endpoint: Endpoint) -> RecordedRequest {
-    let requests: Vec<_> = issuer.requests().into_iter().filter(|r| r.endpoint == Some(endpoint)).collect();
+    let requests = issuer.requests_to(endpoint);
     assert_eq!(requests.len(), 1, "expected one {endpoint:?} request, got {requests:?}");
     requests.into_iter().next().unwrap()
 }
@@ -42,13 +43,6 @@ fn field(fields: &[(String, String)], name: &str) -> String {
     param(fields, name).unwrap_or_else(|| panic!("no {name} in {fields:?}"))
 }
 
-/// A daemon pointed at `issuer`, and a subscriber to start logins on.
-fn daemon_for(issuer: &FakeIssuer) -> (TestDaemon, Conn) {
-    let daemon = TestDaemon::builder().issuer(issuer.url()).start();
-    let sub = daemon.subscriber();
-    (daemon, sub)
-}
-
 fn login_update(generation: u64, mode: &str, plan: Option<&str>, account: Option<&str>) -> Value {
     json!({"method": "account/updated", "jsonrpc": "2.0", "params": {
         "authMode": mode, "planType": plan, "accountId": account, "generation": generation, "reason": "login"}})
@@ -57,7 +51,7 @@ fn login_update(generation: u64, mode: &str, plan: Option<&str>, account: Option
 #[test]
 fn browser_login_stores_the_issuers_tokens_in_the_codex_cli_format() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     let started = Instant::now();
     let (login, page) = click_through(&mut sub, None);
 
@@ -166,7 +160,7 @@ fn browser_login_stores_the_issuers_tokens_in_the_codex_cli_format() {
 #[test]
 fn a_state_mismatch_fails_the_login_and_keeps_the_previous_api_key() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     assert_eq!(
         sub.call("account/login/start", json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-old"})),
         json!({"type": "apiKey"})
@@ -190,7 +184,7 @@ fn a_state_mismatch_fails_the_login_and_keeps_the_previous_api_key() {
 #[test]
 fn an_access_denied_callback_fails_the_login_and_stores_nothing() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     issuer.script(Endpoint::Authorize, Fault::AuthorizeError("access_denied".into()));
     let (login, page) = click_through(&mut sub, None);
     assert!(page.body.contains("Sign-in failed: access_denied"), "{page:?}");
@@ -220,7 +214,7 @@ fn a_browser_login_nobody_completes_times_out_and_frees_its_port() {
 #[test]
 fn cancel_ends_the_login_and_an_unknown_id_is_not_found() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     let login = start_browser_login(&mut sub);
     assert_eq!(sub.call("account/login/cancel", json!({"loginId": login.login_id})), json!({"status": "canceled"}));
     assert_eq!(wait_login_failed(&mut sub, &login.login_id), "login canceled");
@@ -236,7 +230,7 @@ fn cancel_ends_the_login_and_an_unknown_id_is_not_found() {
 #[test]
 fn a_second_login_replaces_the_first_which_fails() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     let first = start_browser_login(&mut sub);
     let second = start_browser_login(&mut sub);
     assert_ne!(first.login_id, second.login_id);
@@ -258,7 +252,7 @@ fn a_second_login_replaces_the_first_which_fails() {
 #[test]
 fn a_workspace_outside_the_forced_list_is_refused_before_anything_is_stored() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     write_config(daemon.home(), "forced_chatgpt_workspace_id = \"ws-other\"\n");
     let (login, page) = click_through(&mut sub, None);
     assert_eq!(login.param("allowed_workspace_id"), "ws-other");
@@ -274,7 +268,7 @@ fn a_workspace_outside_the_forced_list_is_refused_before_anything_is_stored() {
 fn a_workspace_in_the_forced_list_signs_in() {
     let issuer = FakeIssuer::start();
     issuer.set_account(Account { account_id: "ws-other".into(), ..Account::default() });
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     write_config(daemon.home(), "forced_chatgpt_workspace_id = [\"ws-a\", \"ws-other\"]\n");
     let (login, _) = click_through(&mut sub, None);
     assert_eq!(login.param("allowed_workspace_id"), "ws-a,ws-other");
@@ -284,18 +278,16 @@ fn a_workspace_in_the_forced_list_signs_in() {
     assert_eq!(read_auth_json(&daemon.auth_path())["tokens"]["account_id"], "ws-other");
 }
 
-fn assert_refused(error: &Value, message: &str) {
-    assert_eq!(*error, json!({"code": -32002, "message": message, "data": {"reason": "policyRefused"}}));
-}
-
 #[test]
 fn forced_login_method_api_refuses_browser_and_device_logins() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     write_config(daemon.home(), "forced_login_method = \"api\"\n");
-    let text = "ChatGPT login is disabled. Use API key login instead.";
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), text);
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})), text);
+    assert_policy_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
+    assert_policy_refused(
+        &sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})),
+        CHATGPT_DISABLED,
+    );
     assert_eq!(issuer.requests(), Vec::new(), "a refused login reached the issuer");
     assert!(!daemon.auth_path().exists());
     // API keys are what the policy asks for.
@@ -306,10 +298,10 @@ fn forced_login_method_api_refuses_browser_and_device_logins() {
 #[test]
 fn forced_login_method_chatgpt_refuses_api_keys() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     write_config(daemon.home(), "forced_login_method = \"chatgpt\"\n");
     let error = sub.call_error("account/login/start", json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-refused"}));
-    assert_refused(&error, "API key login is disabled. Use ChatGPT login instead.");
+    assert_policy_refused(&error, API_DISABLED);
     assert!(!daemon.auth_path().exists());
     assert_eq!(sub.auth_status(false)["generation"], 0);
     // ChatGPT logins are what the policy asks for.
@@ -321,7 +313,7 @@ fn forced_login_method_chatgpt_refuses_api_keys() {
 #[test]
 fn a_failed_token_exchange_still_signs_in_without_an_api_key() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     issuer.script(Endpoint::TokenExchange, Fault::Status(500));
     let (login, page) = click_through(&mut sub, None);
     assert_eq!(page.status, 200, "{page:?}");
@@ -336,7 +328,7 @@ fn a_failed_token_exchange_still_signs_in_without_an_api_key() {
 #[test]
 fn a_failed_code_exchange_fails_the_login() {
     let issuer = FakeIssuer::start();
-    let (daemon, mut sub) = daemon_for(&issuer);
+    let (daemon, mut sub) = login_daemon(&issuer);
     issuer.script(Endpoint::CodeExchange, Fault::Status(500));
     let (login, page) = click_through(&mut sub, None);
     assert!(page.body.contains("Sign-in failed"), "{page:?}");
@@ -410,12 +402,7 @@ fn codexctl_login_no_browser_prints_the_url_and_waits_for_the_sign_in() {
 
 #[test]
 fn codexctl_login_device_auth_prints_the_code_and_waits_for_approval() {
-    let issuer = FakeIssuer::start_with(Options {
-        device_interval_secs: 0,
-        device_auto_approve_after: None,
-        ..Options::default()
-    })
-    .unwrap();
+    let issuer = device_issuer(None);
     let daemon = TestDaemon::builder().issuer(issuer.url()).start();
     let mut ctl = daemon.spawn_codexctl(&["login", "--device-auth", "--timeout", "30"], None);
     let marker = format!("open {}/codex/device and enter the code ", issuer.url());
@@ -438,5 +425,5 @@ fn codexctl_login_refused_by_policy_exits_1_with_the_codex_text() {
     write_config(daemon.home(), "forced_login_method = \"api\"\n");
     let out = daemon.codexctl(&["login", "--no-browser"]);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr), "codexctl: ChatGPT login is disabled. Use API key login instead.\n");
+    assert_eq!(text(&out.stderr), format!("codexctl: {CHATGPT_DISABLED}\n"));
 }

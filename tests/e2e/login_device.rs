@@ -4,27 +4,12 @@
 
 use codexd_e2e::TestDaemon;
 use codexd_e2e::logins::{
-    LOGIN_DEADLINE, form_decode, keys, param, read_auth_json, start_device_login, wait_login_completed,
+    LOGIN_DEADLINE, device_issuer, form_decode, keys, param, read_auth_json, start_device_login, wait_login_completed,
     wait_login_failed,
 };
-use codexd_fake_issuer::{CLIENT_ID, Endpoint, FakeIssuer, Fault, Options, RecordedRequest};
+use codexd_fake_issuer::{CLIENT_ID, Endpoint, Fault};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime};
-
-/// A fake issuer that hands out interval `"0"` (codexd then polls every 100 ms, its floor) and approves a device
-/// login after `auto_approve_after` pending polls (`None`: only when the test approves it).
-fn issuer(auto_approve_after: Option<u32>) -> FakeIssuer {
-    FakeIssuer::start_with(Options {
-        device_interval_secs: 0,
-        device_auto_approve_after: auto_approve_after,
-        ..Options::default()
-    })
-    .expect("cannot start the fake issuer")
-}
-
-fn requests(issuer: &FakeIssuer, endpoint: Endpoint) -> Vec<RecordedRequest> {
-    issuer.requests().into_iter().filter(|r| r.endpoint == Some(endpoint)).collect()
-}
 
 fn gap(a: SystemTime, b: SystemTime) -> Duration {
     b.duration_since(a).unwrap_or_default()
@@ -32,7 +17,7 @@ fn gap(a: SystemTime, b: SystemTime) -> Duration {
 
 #[test]
 fn device_login_polls_while_pending_then_stores_the_login_without_an_api_key() {
-    let issuer = issuer(Some(2));
+    let issuer = device_issuer(Some(2));
     let daemon = TestDaemon::builder().issuer(issuer.url()).start();
     let mut sub = daemon.subscriber();
     let login = start_device_login(&mut sub);
@@ -55,17 +40,17 @@ fn device_login_polls_while_pending_then_stores_the_login_without_an_api_key() {
 
     // The wire: the user code request, two pending polls and the approving one, then the code exchange with the
     // server-made verifier and the issuer's device callback; no token exchange.
-    let user_code_request = requests(&issuer, Endpoint::DeviceUserCode);
+    let user_code_request = issuer.requests_to(Endpoint::DeviceUserCode);
     assert_eq!(user_code_request.len(), 1);
     assert_eq!(user_code_request[0].json(), Some(json!({"client_id": CLIENT_ID})));
-    let polls = requests(&issuer, Endpoint::DeviceToken);
+    let polls = issuer.requests_to(Endpoint::DeviceToken);
     assert_eq!(polls.len(), 3, "two pending polls, then the approving one");
     let device_auth_id = polls[0].param("device_auth_id").expect("device_auth_id");
     for poll in &polls {
         assert_eq!(poll.json(), Some(json!({"device_auth_id": device_auth_id, "user_code": login.user_code})));
     }
-    assert_eq!(requests(&issuer, Endpoint::TokenExchange).len(), 0, "a device login has no token exchange");
-    let exchange = requests(&issuer, Endpoint::CodeExchange);
+    assert_eq!(issuer.requests_to(Endpoint::TokenExchange).len(), 0, "a device login has no token exchange");
+    let exchange = issuer.requests_to(Endpoint::CodeExchange);
     assert_eq!(exchange.len(), 1);
     let form = form_decode(&exchange[0].body);
     assert_eq!(param(&form, "grant_type").as_deref(), Some("authorization_code"));
@@ -83,7 +68,7 @@ fn device_login_polls_while_pending_then_stores_the_login_without_an_api_key() {
 
 #[test]
 fn slow_down_makes_the_daemon_poll_less_often() {
-    let issuer = issuer(None);
+    let issuer = device_issuer(None);
     let daemon = TestDaemon::builder().issuer(issuer.url()).start();
     let mut sub = daemon.subscriber();
     // The first poll is told to slow down to 1 s; approve once two more polls have come (the approval reaches
@@ -95,8 +80,8 @@ fn slow_down_makes_the_daemon_poll_less_often() {
     let (_, completed) = wait_login_completed(&mut sub, &json!(login.login_id), LOGIN_DEADLINE);
     assert_eq!(completed["success"], true, "{completed}");
 
-    let user_code_at = requests(&issuer, Endpoint::DeviceUserCode)[0].received_at;
-    let polls: Vec<SystemTime> = requests(&issuer, Endpoint::DeviceToken).iter().map(|r| r.received_at).collect();
+    let user_code_at = issuer.requests_to(Endpoint::DeviceUserCode)[0].received_at;
+    let polls: Vec<SystemTime> = issuer.requests_to(Endpoint::DeviceToken).iter().map(|r| r.received_at).collect();
     assert!(matches!(polls.len(), 3 | 4), "polls: {polls:?}");
     // Before: the issuer's interval "0", i.e. codexd's 100 ms floor (generous bound for a loaded machine).
     let first = gap(user_code_at, polls[0]);
@@ -109,7 +94,7 @@ fn slow_down_makes_the_daemon_poll_less_often() {
 
 #[test]
 fn an_expired_device_code_ends_the_login() {
-    let issuer = issuer(None);
+    let issuer = device_issuer(None);
     let daemon = TestDaemon::builder().issuer(issuer.url()).start();
     let mut sub = daemon.subscriber();
     issuer.script(Endpoint::DeviceToken, Fault::DeviceExpired);
@@ -123,7 +108,7 @@ fn an_expired_device_code_ends_the_login() {
 
 #[test]
 fn device_login_gives_up_after_the_device_code_timeout() {
-    let issuer = issuer(None);
+    let issuer = device_issuer(None);
     let daemon = TestDaemon::builder().issuer(issuer.url()).env("CODEXD_DEVICE_CODE_TIMEOUT_SECS", "1").start();
     let mut sub = daemon.subscriber();
     let started = Instant::now();
@@ -140,7 +125,7 @@ fn device_login_gives_up_after_the_device_code_timeout() {
 
 #[test]
 fn cancel_ends_a_device_login() {
-    let issuer = issuer(None);
+    let issuer = device_issuer(None);
     let daemon = TestDaemon::builder().issuer(issuer.url()).start();
     let mut sub = daemon.subscriber();
     let login = start_device_login(&mut sub);

@@ -3,7 +3,7 @@
 //! API keys are never sent anywhere.
 
 use codexd_e2e::logins::wait_for_notification;
-use codexd_e2e::{AuthFixture, Conn, TestDaemon, apikey_auth_json, legacy_chatgpt_auth_json};
+use codexd_e2e::{AuthFixture, Conn, TestDaemon, TestDaemonBuilder, apikey_auth_json, legacy_chatgpt_auth_json};
 use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, FakeIssuer, Fault, RecordedRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -21,10 +21,6 @@ fn logout(conn: &mut Conn) -> Value {
     let result = conn.call("account/logout", Value::Null);
     conn.set_read_timeout(Some(codexd_e2e::conn::READ_TIMEOUT));
     result
-}
-
-fn revoke_requests(issuer: &FakeIssuer) -> Vec<RecordedRequest> {
-    issuer.requests().into_iter().filter(|r| r.endpoint == Some(Endpoint::Revoke)).collect()
 }
 
 /// Asserts the Codex CLI's revoke request for `refresh_token`.
@@ -50,7 +46,7 @@ fn logout_revokes_the_refresh_token_at_the_provenance_issuer() {
     let mut caller = daemon.raw_conn();
     assert_eq!(logout(&mut caller), json!({}));
 
-    let revokes = revoke_requests(&login_issuer);
+    let revokes = login_issuer.requests_to(Endpoint::Revoke);
     assert_eq!(revokes.len(), 1, "{revokes:?}");
     assert_revoke_request(&revokes[0], &tokens.refresh_token);
     assert_eq!(login_issuer.revoked(), [tokens.refresh_token.as_str()]);
@@ -79,14 +75,17 @@ fn logout_revokes_before_it_deletes() {
     });
     assert!(!daemon.auth_path().exists());
     assert_eq!(sub.next_account_updated(), logout_update(1));
-    assert_revoke_request(&revoke_requests(&issuer)[0], &tokens.refresh_token);
+    assert_revoke_request(&issuer.requests_to(Endpoint::Revoke)[0], &tokens.refresh_token);
 }
 
-#[test]
-fn a_hanging_revoke_endpoint_delays_logout_by_ten_seconds_at_most() {
+/// Logs out of a ChatGPT login (daemon builder passed through `configure`) whose revoke endpoint hangs for good:
+/// asserts that the logout succeeds, deletes the credentials, is announced, and tried one revoke; returns how long
+/// the logout took.
+fn logout_with_hanging_revoke(configure: impl FnOnce(TestDaemonBuilder) -> TestDaemonBuilder) -> Duration {
     let issuer = FakeIssuer::start();
     let tokens = issuer.mint(&Account::default());
-    let daemon = TestDaemon::builder().issuer(issuer.url()).auth_json(tokens.auth_json(issuer.url())).start();
+    let daemon =
+        configure(TestDaemon::builder().issuer(issuer.url())).auth_json(tokens.auth_json(issuer.url())).start();
     let mut sub = daemon.subscriber();
     issuer.script_always(Endpoint::Revoke, Fault::Hang);
     let started = Instant::now();
@@ -95,27 +94,19 @@ fn a_hanging_revoke_endpoint_delays_logout_by_ten_seconds_at_most() {
     assert!(!daemon.auth_path().exists(), "a dead revoke endpoint kept the credentials");
     assert_eq!(sub.next_account_updated(), logout_update(1));
     assert_eq!(issuer.count(Endpoint::Revoke), 1);
+    took
+}
+
+#[test]
+fn a_hanging_revoke_endpoint_delays_logout_by_ten_seconds_at_most() {
+    let took = logout_with_hanging_revoke(|builder| builder);
     // The default HTTP timeout is 30 s; the revoke's own bound is the Codex CLI's 10 s.
     assert!(took < Duration::from_millis(11_500), "logout took {took:?}");
 }
 
 #[test]
 fn a_hanging_revoke_endpoint_delays_logout_by_the_http_timeout_only() {
-    let issuer = FakeIssuer::start();
-    let tokens = issuer.mint(&Account::default());
-    let daemon = TestDaemon::builder()
-        .issuer(issuer.url())
-        .env("CODEXD_HTTP_TIMEOUT_MS", "500")
-        .auth_json(tokens.auth_json(issuer.url()))
-        .start();
-    let mut sub = daemon.subscriber();
-    issuer.script_always(Endpoint::Revoke, Fault::Hang);
-    let started = Instant::now();
-    assert_eq!(logout(&mut daemon.raw_conn()), json!({}));
-    let took = started.elapsed();
-    assert!(!daemon.auth_path().exists(), "a dead revoke endpoint kept the credentials");
-    assert_eq!(sub.next_account_updated(), logout_update(1));
-    assert_eq!(issuer.count(Endpoint::Revoke), 1);
+    let took = logout_with_hanging_revoke(|builder| builder.env("CODEXD_HTTP_TIMEOUT_MS", "500"));
     // The revoke is bounded by min(CODEXD_HTTP_TIMEOUT_MS, 10 s): 0.5 s here, plus slack for a loaded machine.
     assert!(took < Duration::from_secs(5), "logout took {took:?} with a 500 ms HTTP timeout");
 }
@@ -140,7 +131,7 @@ fn a_legacy_login_without_provenance_is_revoked_at_the_configured_issuer() {
     let daemon = TestDaemon::builder().issuer(issuer.url()).auth_json(legacy_chatgpt_auth_json(&fixture)).start();
     let mut sub = daemon.subscriber();
     assert_eq!(logout(&mut daemon.raw_conn()), json!({}));
-    let revokes = revoke_requests(&issuer);
+    let revokes = issuer.requests_to(Endpoint::Revoke);
     assert_eq!(revokes.len(), 1, "{revokes:?}");
     assert_revoke_request(&revokes[0], &fixture.refresh_token());
     assert!(!daemon.auth_path().exists());

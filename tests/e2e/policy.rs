@@ -5,28 +5,25 @@
 //! stored), the precedence of the four config layers, the allowed lists, and policy files that change while the
 //! daemon runs.
 
+use crate::keyring::{compact, on_bus};
 use codexd_e2e::fixtures::fake_jwt_signed;
 use codexd_e2e::logins::{
-    LOGIN_DEADLINE, click_through, start_browser_login, start_device_login, wait_login_completed, wait_login_failed,
+    API_DISABLED, API_REQUIRED, CHATGPT_DISABLED, CHATGPT_REQUIRED, LOGIN_DEADLINE, assert_policy_refused,
+    click_through, device_issuer, start_browser_login, start_device_login, wait_login_completed, wait_login_failed,
     write_config,
 };
 use codexd_e2e::session::{edit_auth_json, jwt_payload};
 use codexd_e2e::{
-    AuthFixture, Conn, SECRET_MARK, TestDaemon, TestDaemonBuilder, apikey_auth_json, chatgpt_auth_json, wait_until,
-    write_atomically,
+    AuthFixture, Conn, SECRET_MARK, TestDaemon, TestDaemonBuilder, apikey_auth_json, chatgpt_auth_json, replace_file,
+    wait_until, write_atomically,
 };
-use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Options};
+use codexd_fake_issuer::{Account, Endpoint, FakeIssuer};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long the daemon may take to notice a file change and act on it.
 const DEADLINE: Duration = Duration::from_secs(5);
-
-const API_REQUIRED: &str = "API key login is required, but ChatGPT is currently being used. Logging out.";
-const CHATGPT_REQUIRED: &str = "ChatGPT login is required, but an API key is currently being used. Logging out.";
-const API_DISABLED: &str = "API key login is disabled. Use ChatGPT login instead.";
-const CHATGPT_DISABLED: &str = "ChatGPT login is disabled. Use API key login instead.";
 
 /// `account/updated` params of a removal by policy.
 fn policy_update(generation: u64, message: &str) -> Value {
@@ -41,34 +38,12 @@ fn assert_policy_mark(conn: &mut Conn, message: &str) {
     assert_eq!(status["authError"], json!({"reason": "policy", "message": message}), "{status}");
 }
 
-/// Asserts a JSON-RPC policy refusal with `message`.
-fn assert_refused(error: &Value, message: &str) {
-    assert_eq!(*error, json!({"code": -32002, "message": message, "data": {"reason": "policyRefused"}}));
-}
-
 fn wait_removed(daemon: &TestDaemon) {
     wait_until(DEADLINE, "codexd to remove auth.json", || !daemon.auth_path().exists());
 }
 
-/// Replaces `path` as an admin's tool would: a temp file in the same directory, then a rename.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("cannot rename to {}: {e}", path.display()));
-}
-
 fn revokes(issuer: &FakeIssuer) -> usize {
     issuer.count(Endpoint::Revoke)
-}
-
-/// A fake issuer whose device logins are approved at the first poll, polled every 100 ms.
-fn device_issuer() -> FakeIssuer {
-    FakeIssuer::start_with(Options {
-        device_interval_secs: 0,
-        device_auto_approve_after: Some(0),
-        ..Options::default()
-    })
-    .expect("cannot start the fake issuer")
 }
 
 /// The config layers, highest precedence first.
@@ -157,7 +132,10 @@ fn a_stored_login_of_another_workspace_is_removed_without_revoke() {
         .start();
     let mut sub = daemon.subscriber();
     assert_eq!(sub.auth_status(false)["accountId"], "acct-1111");
-    replace(&daemon.system_config_dir().join("managed_config.toml"), "forced_chatgpt_workspace_id = \"acct-OTHER\"\n");
+    replace_file(
+        &daemon.system_config_dir().join("managed_config.toml"),
+        "forced_chatgpt_workspace_id = \"acct-OTHER\"\n",
+    );
     let text =
         "Login is restricted to workspace(s) acct-OTHER, but current credentials belong to acct-1111. Logging out.";
     assert_eq!(sub.next_account_updated(), policy_update(1, text));
@@ -188,7 +166,7 @@ fn an_api_key_login_is_refused_when_requirements_force_chatgpt() {
     let daemon = TestDaemon::builder().system_file("requirements.toml", "forced_login_method = \"chatgpt\"\n").start();
     let mut sub = daemon.subscriber();
     let error = sub.call_error("account/login/start", json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-refused"}));
-    assert_refused(&error, API_DISABLED);
+    assert_policy_refused(&error, API_DISABLED);
     let out =
         daemon.spawn_codexctl(&["login", "--with-api-key"], Some(b"sk-SECRETMARK-ctl\n")).wait_output(LOGIN_DEADLINE);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -207,7 +185,7 @@ fn a_browser_login_is_refused_when_managed_config_forces_api() {
         .system_file("managed_config.toml", "forced_login_method = \"api\"\n")
         .start();
     let mut sub = daemon.subscriber();
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
+    assert_policy_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
     assert_eq!(issuer.requests(), Vec::new(), "a refused login reached the issuer");
     assert!(!daemon.auth_path().exists());
     assert_eq!(sub.auth_status(false)["generation"], 0);
@@ -215,13 +193,16 @@ fn a_browser_login_is_refused_when_managed_config_forces_api() {
 
 #[test]
 fn a_device_code_login_is_refused_when_requirements_force_api() {
-    let issuer = device_issuer();
+    let issuer = device_issuer(Some(0));
     let daemon = TestDaemon::builder()
         .issuer(issuer.url())
         .system_file("requirements.toml", "forced_login_method = \"api\"\n")
         .start();
     let mut sub = daemon.subscriber();
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})), CHATGPT_DISABLED);
+    assert_policy_refused(
+        &sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})),
+        CHATGPT_DISABLED,
+    );
     assert_eq!(issuer.requests(), Vec::new(), "a refused device login asked the issuer for a code");
     assert!(!daemon.auth_path().exists());
     assert_eq!(sub.auth_status(false)["generation"], 0);
@@ -248,7 +229,7 @@ fn a_browser_login_for_a_forbidden_workspace_is_refused_before_saving() {
 
 #[test]
 fn a_device_login_for_a_forbidden_workspace_is_refused_before_saving() {
-    let issuer = device_issuer();
+    let issuer = device_issuer(Some(0));
     let daemon = TestDaemon::builder()
         .issuer(issuer.url())
         .system_file("requirements.toml", "allowed_chatgpt_workspaces = [\"acct-OTHER\"]\n")
@@ -282,7 +263,7 @@ fn assert_precedence(high: Layer, low: Layer) {
         "{what}"
     );
     assert_eq!(sub.auth_status(true)["authToken"], key, "{what}");
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
+    assert_policy_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
 
     std::fs::remove_file(high.path(&daemon)).unwrap();
     assert_eq!(sub.next_account_updated(), policy_update(1, CHATGPT_REQUIRED), "{low:?} alone");
@@ -292,7 +273,10 @@ fn assert_precedence(high: Layer, low: Layer) {
         json!({"allowedMethods": ["chatgpt"], "allowedWorkspaces": ["ws-low", "ws-2"]}),
         "{low:?} alone"
     );
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "apiKey", "apiKey": key})), API_DISABLED);
+    assert_policy_refused(
+        &sub.call_error("account/login/start", json!({"type": "apiKey", "apiKey": key})),
+        API_DISABLED,
+    );
 }
 
 #[test]
@@ -329,15 +313,18 @@ fn the_user_config_toml_wins_over_the_system_config_toml() {
 
 #[test]
 fn allowed_login_methods_limits_logins_like_a_forced_method() {
-    let issuer = device_issuer();
+    let issuer = device_issuer(Some(0));
     let daemon = TestDaemon::builder()
         .issuer(issuer.url())
         .system_file("requirements.toml", "allowed_login_methods = [\"api\"]\n")
         .start();
     let mut sub = daemon.subscriber();
     assert_eq!(daemon.status()["loginPolicy"], json!({"allowedMethods": ["apikey"], "allowedWorkspaces": null}));
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
-    assert_refused(&sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})), CHATGPT_DISABLED);
+    assert_policy_refused(&sub.call_error("account/login/start", json!({"type": "chatgpt"})), CHATGPT_DISABLED);
+    assert_policy_refused(
+        &sub.call_error("account/login/start", json!({"type": "chatgptDeviceCode"})),
+        CHATGPT_DISABLED,
+    );
     assert_eq!(issuer.requests(), Vec::new(), "a refused login reached the issuer");
     sub.call("account/login/start", json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-allowed"}));
     let (_, completed) = wait_login_completed(&mut sub, &Value::Null, LOGIN_DEADLINE);
@@ -357,7 +344,7 @@ fn an_empty_allowed_login_methods_list_denies_every_login_and_removes_what_is_st
         .system_file("config.toml", "")
         .start();
     let mut sub = daemon.subscriber();
-    replace(&daemon.system_config_dir().join("requirements.toml"), "allowed_login_methods = []\n");
+    replace_file(&daemon.system_config_dir().join("requirements.toml"), "allowed_login_methods = []\n");
     let update = sub.next_account_updated();
     assert_eq!(
         (&update["reason"], &update["authMode"], &update["generation"]),
@@ -431,7 +418,7 @@ fn allowed_chatgpt_workspaces_intersect_with_the_forced_list() {
 
 #[test]
 fn an_empty_workspace_intersection_refuses_chatgpt_logins_but_not_api_keys() {
-    let issuer = device_issuer();
+    let issuer = device_issuer(Some(0));
     let daemon = TestDaemon::builder()
         .issuer(issuer.url())
         .config_toml("forced_chatgpt_workspace_id = \"ws-b\"\n")
@@ -466,7 +453,7 @@ fn a_policy_removal_never_revokes_but_a_logout_of_the_same_login_does() {
         .start();
     let mut sub = daemon.subscriber();
     let requirements = daemon.system_config_dir().join("requirements.toml");
-    replace(&requirements, "forced_login_method = \"api\"\n");
+    replace_file(&requirements, "forced_login_method = \"api\"\n");
     assert_eq!(sub.next_account_updated(), policy_update(1, API_REQUIRED));
     wait_removed(&daemon);
     assert_eq!(revokes(&issuer), 0, "a login removed by policy was revoked");
@@ -525,13 +512,13 @@ fn a_relaxed_policy_lets_a_new_login_in_and_the_mark_stays_until_then() {
         .start();
     let mut sub = daemon.subscriber();
     let managed = daemon.system_config_dir().join("managed_config.toml");
-    replace(&managed, "forced_login_method = \"chatgpt\"\n");
+    replace_file(&managed, "forced_login_method = \"chatgpt\"\n");
     assert_eq!(sub.next_account_updated(), policy_update(1, CHATGPT_REQUIRED));
     wait_removed(&daemon);
     let second = json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-second"});
-    assert_refused(&sub.call_error("account/login/start", second.clone()), API_DISABLED);
+    assert_policy_refused(&sub.call_error("account/login/start", second.clone()), API_DISABLED);
 
-    replace(&managed, "# relaxed\n");
+    replace_file(&managed, "# relaxed\n");
     wait_until(DEADLINE, "the policy to be lifted", || daemon.status()["loginPolicy"].is_null());
     assert_policy_mark(&mut sub, CHATGPT_REQUIRED);
     assert_eq!(sub.call("account/login/start", second), json!({"type": "apiKey"}));
@@ -553,7 +540,7 @@ fn a_policy_tightened_during_a_browser_login_refuses_it_before_saving() {
     let daemon = TestDaemon::builder().issuer(issuer.url()).system_file("config.toml", "model = \"o3\"\n").start();
     let mut sub = daemon.subscriber();
     let login = start_browser_login(&mut sub);
-    replace(&daemon.system_config_dir().join("requirements.toml"), "forced_login_method = \"api\"\n");
+    replace_file(&daemon.system_config_dir().join("requirements.toml"), "forced_login_method = \"api\"\n");
     wait_until(DEADLINE, "the policy to apply", || !daemon.status()["loginPolicy"].is_null());
     let page = codexd_e2e::logins::visit(&login.auth_url, None);
     assert!(page.body.contains(CHATGPT_DISABLED), "{page:?}");
@@ -568,7 +555,7 @@ fn a_broken_requirements_toml_keeps_the_last_good_policy() {
     let daemon = TestDaemon::builder().system_file("requirements.toml", "forced_login_method = \"chatgpt\"\n").start();
     let mut sub = daemon.subscriber();
     let requirements = daemon.system_config_dir().join("requirements.toml");
-    replace(&requirements, "forced_login_method = \"apikey\"\n");
+    replace_file(&requirements, "forced_login_method = \"apikey\"\n");
     let mut problem = Value::Null;
     wait_until(DEADLINE, "daemon/status to report a configProblem", || {
         problem = daemon.status()["configProblem"].clone();
@@ -582,7 +569,7 @@ fn a_broken_requirements_toml_keeps_the_last_good_policy() {
     assert!(problem["message"].as_str().is_some_and(|m| m.starts_with(&start)), "{problem}");
     // A typo in the admin's file must not lift the restriction.
     let error = sub.call_error("account/login/start", json!({"type": "apiKey", "apiKey": "sk-SECRETMARK-sneak"}));
-    assert_refused(&error, API_DISABLED);
+    assert_policy_refused(&error, API_DISABLED);
     assert!(!daemon.auth_path().exists());
     assert_eq!(daemon.status()["loginPolicy"]["allowedMethods"], json!(["chatgpt"]));
 }
@@ -652,18 +639,13 @@ fn a_keyring_login_refused_by_policy_is_removed_from_the_keyring_without_revoke(
     let keyring = codexd_e2e::secret_service::SecretService::start();
     let issuer = FakeIssuer::start();
     let tokens = issuer.mint(&Account::default());
-    let daemon = TestDaemon::builder()
+    let daemon = on_bus(&keyring, "keyring")
         .issuer(issuer.url())
-        .env("DBUS_SESSION_BUS_ADDRESS", keyring.bus_address())
-        .env("CODEXD_KEYRING_POLL_MS", "200")
-        .env("CODEXD_KEYRING_TIMEOUT_MS", "1500")
-        .config_toml("cli_auth_credentials_store = \"keyring\"\n")
         .system_file("requirements.toml", "forced_login_method = \"api\"\n")
         .start();
     let mut sub = daemon.subscriber();
     let account = codexd_e2e::secret_service::codex_account(daemon.home());
-    let doc: Value = serde_json::from_str(&tokens.auth_json(issuer.url())).unwrap();
-    keyring.store_codex_entry(&account, &doc.to_string());
+    keyring.store_codex_entry(&account, &compact(tokens.auth_json(issuer.url()).as_bytes()));
     assert_eq!(sub.next_account_updated(), policy_update(1, API_REQUIRED));
     wait_until(DEADLINE, "codexd to remove the keyring entry", || {
         keyring.lookup(codexd_e2e::secret_service::CODEX_SERVICE, &account).is_none()

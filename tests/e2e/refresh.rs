@@ -3,9 +3,10 @@
 //! tokens another program rotated under `auth.lock`, and `codexctl refresh` / `status`.
 
 use codexd_e2e::session::{
-    Session, access_token_of, daemon_for, expire, fan_out, jwt_exp, now_secs, process_has_open, start_issuer,
+    Session, access_token_of, assert_presented_distinct, daemon_for, expire, fan_out, forced, jwt_exp, now_secs,
+    patient, process_has_open, refresh_token_of, start_issuer,
 };
-use codexd_e2e::{TestDaemonBuilder, parse_rfc3339, wait_until, write_atomically};
+use codexd_e2e::{hold_flock, parse_rfc3339, wait_until, write_atomically};
 use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, Fault};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt as _;
@@ -17,16 +18,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// How long the issuer sits on the first refresh in the single-flight tests: long enough for every caller to be
 /// waiting on it, so that exactly one request is the only correct outcome.
 const IN_FLIGHT: Duration = Duration::from_millis(1500);
-
-/// A daemon whose HTTP timeout outlasts [`IN_FLIGHT`].
-fn patient(builder: TestDaemonBuilder) -> TestDaemonBuilder {
-    builder.env("CODEXD_HTTP_TIMEOUT_MS", "10000")
-}
-
-/// `getAuthStatus {includeToken: true, refreshToken: true}`.
-fn forced() -> Value {
-    json!({"includeToken": true, "refreshToken": true})
-}
 
 /// The new access token every reply carries; panics naming the first reply that differs or is not a result.
 fn same_token_in_all(replies: &[codexd_e2e::session::Reply]) -> String {
@@ -52,8 +43,7 @@ fn a_thousand_concurrent_requests_on_an_expired_token_cause_one_refresh() {
     );
     let expired = access_token_of(&session.auth_json);
     assert!(session.issuer.wait_for_count(Endpoint::Refresh, 1, Duration::from_secs(5)), "no refresh started");
-    let received =
-        session.issuer.requests().iter().find(|r| r.endpoint == Some(Endpoint::Refresh)).unwrap().received_at;
+    let received = session.issuer.requests_to(Endpoint::Refresh)[0].received_at;
 
     let fan = fan_out(session.daemon.socket(), 1000, 8, "getAuthStatus", &json!({"includeToken": true}));
     assert!(
@@ -118,8 +108,7 @@ fn short_lived_tokens_rotate_every_half_life_without_a_gap() {
                 assert_eq!(message["method"], "account/updated", "{message}");
                 updates.push(message["params"].clone());
                 let stored = std::fs::read(session.daemon.auth_path()).expect("auth.json");
-                let doc: Value = serde_json::from_slice(&stored).expect("auth.json is JSON");
-                stored_refresh_tokens.push(doc["tokens"]["refresh_token"].as_str().unwrap().to_owned());
+                stored_refresh_tokens.push(refresh_token_of(&stored));
             }
             Ok(None) => panic!("codexd closed the subscriber"),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
@@ -135,8 +124,7 @@ fn short_lived_tokens_rotate_every_half_life_without_a_gap() {
     // One request per cycle: as many as notifications, each 1.0-2.6 s after the previous one (half of a 3-4 s
     // remaining life, minus up to 10 % jitter, never under the daemon's 1 s floor between scheduled refreshes;
     // slack for a loaded machine). A duplicate or a missed cycle breaks the count or a gap.
-    let requests: Vec<_> =
-        session.issuer.requests().into_iter().filter(|r| r.endpoint == Some(Endpoint::Refresh)).collect();
+    let requests = session.issuer.requests_to(Endpoint::Refresh);
     assert_eq!(requests.len(), CYCLES, "{} refresh requests for {CYCLES} notifications", requests.len());
     let gaps: Vec<Duration> = requests
         .windows(2)
@@ -149,14 +137,10 @@ fn short_lived_tokens_rotate_every_half_life_without_a_gap() {
     );
     // Every request presented the newest refresh token (the login's, then each one stored by the previous
     // refresh), so none was presented twice.
-    let presented = session.presented_refresh_tokens();
+    let presented = assert_presented_distinct(&session.issuer);
     let mut expected = vec![session.login.refresh_token.clone()];
     expected.extend(stored_refresh_tokens[..CYCLES - 1].iter().cloned());
     assert_eq!(presented, expected, "the refresh-token chain is broken");
-    let mut unique = presented.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), presented.len(), "a refresh token was presented twice");
     assert!(session.issuer.is_current_refresh_token(&stored_refresh_tokens[CYCLES - 1]));
     // The login's token and each refreshed one but the last (the loop ends on its notification) were served.
     assert!(served.len() >= CYCLES, "the poller saw only {} distinct tokens in {polls} polls", served.len());
@@ -283,8 +267,7 @@ fn tokens_rotated_by_another_program_under_auth_lock_are_adopted_without_a_reque
     let home = session.daemon.home().canonicalize().expect("CODEX_HOME");
     let lock_path = home.join("auth.lock");
     let mut subscriber = session.daemon.subscriber();
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).expect("open");
-    lock.lock().expect("flock(auth.lock)");
+    let lock = hold_flock(&lock_path);
 
     let socket = session.daemon.socket().to_owned();
     let asking = std::thread::spawn(move || {
@@ -298,7 +281,6 @@ fn tokens_rotated_by_another_program_under_auth_lock_are_adopted_without_a_reque
     let rotated = session.issuer.mint(&Account::default());
     let rotated_json = rotated.auth_json(session.issuer.url());
     write_atomically(&home, rotated_json.as_bytes());
-    lock.unlock().expect("unlock");
     drop(lock);
 
     let status = asking.join().expect("the asking thread panicked");

@@ -3,8 +3,10 @@
 //! hangs and lost responses are retried with backoff while the old token is served promptly; and no token ever
 //! reaches the daemon's log on any of these paths.
 
-use codexd_e2e::session::{Session, access_token_of, aging, assert_no_secrets, redeem, secrets_of, start_issuer};
-use codexd_e2e::{Conn, TestDaemon, wait_until, write_atomically};
+use codexd_e2e::session::{
+    Session, access_token_of, aging, assert_no_secrets, assert_stderr_clean, forced, redeem, secrets_of, start_issuer,
+};
+use codexd_e2e::{Conn, wait_until, write_atomically};
 use codexd_fake_issuer::{Account, Endpoint, Fault};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -18,11 +20,6 @@ const IN_CLI_WINDOW: i64 = 240;
 /// "Promptly", for an answer while the issuer hangs: well under a second, above the 500 ms HTTP timeout the
 /// daemon may spend on its own attempt first.
 const PROMPT: Duration = Duration::from_secs(1);
-
-/// `getAuthStatus {includeToken: true, refreshToken: true}`.
-fn forced() -> Value {
-    json!({"includeToken": true, "refreshToken": true})
-}
 
 /// Asserts `update` is the one `refreshFailed` notification, with `code`.
 fn assert_refresh_failed(update: &Value, code: &str) {
@@ -39,11 +36,6 @@ fn assert_status_failed(status: &Value, code: &str) {
     assert_eq!(status["authMethod"], Value::Null, "{status}");
     assert_eq!(status["authError"]["reason"], "refreshFailed", "{status}");
     assert_eq!(status["authError"]["issuerCode"], code, "{status}");
-}
-
-/// Asserts the daemon's whole log holds none of `secrets`.
-fn assert_log_clean(daemon: &TestDaemon, secrets: &[String]) {
-    assert_no_secrets(&daemon.stderr(), secrets, "codexd's stderr");
 }
 
 #[test]
@@ -96,7 +88,7 @@ fn a_reused_refresh_token_fails_once_for_good_until_another_program_signs_in() {
 
     let mut secrets = secrets_of(&stale);
     secrets.extend(secrets_of(fresh_json.as_bytes()));
-    assert_log_clean(&daemon, &secrets);
+    assert_stderr_clean(&daemon, &secrets);
 }
 
 #[test]
@@ -115,7 +107,7 @@ fn refresh_token_expired_and_invalidated_on_http_400_are_permanent() {
         assert_status_failed(&subscriber.call("getAuthStatus", forced()), code);
         assert_eq!(session.refreshes(), 1, "{code}");
         assert_eq!(std::fs::read(session.daemon.auth_path()).unwrap(), session.auth_json, "{code}: auth.json changed");
-        assert_log_clean(&session.daemon, &secrets_of(&session.auth_json));
+        assert_stderr_clean(&session.daemon, &secrets_of(&session.auth_json));
     }
 }
 
@@ -177,13 +169,7 @@ fn transient_500s_are_retried_with_growing_backoff_while_the_old_token_is_served
     let stored = std::fs::read(session.daemon.auth_path()).unwrap();
     assert_eq!(access_token_of(&stored), new_token);
 
-    let times: Vec<_> = session
-        .issuer
-        .requests()
-        .into_iter()
-        .filter(|r| r.endpoint == Some(Endpoint::Refresh))
-        .map(|r| r.received_at)
-        .collect();
+    let times: Vec<_> = session.issuer.requests_to(Endpoint::Refresh).iter().map(|r| r.received_at).collect();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1].duration_since(w[0]).unwrap_or_default()).collect();
     for (k, gap) in gaps.iter().enumerate() {
         // Retry k+1 waits at least half of min * 2^k (the jitter scales the delay into [0.5, 1.0]).
@@ -229,13 +215,7 @@ fn a_hanging_issuer_is_timed_out_and_retried_while_tokens_are_served_promptly() 
     assert!(started.elapsed() < TIMEOUT * 3, "the forced refresh took {:?}", started.elapsed());
     assert_eq!((error["code"].clone(), error["data"]["reason"].clone()), (json!(-32003), json!("refreshUnavailable")));
 
-    let times: Vec<_> = session
-        .issuer
-        .requests()
-        .into_iter()
-        .filter(|r| r.endpoint == Some(Endpoint::Refresh))
-        .map(|r| r.received_at)
-        .collect();
+    let times: Vec<_> = session.issuer.requests_to(Endpoint::Refresh).iter().map(|r| r.received_at).collect();
     for pair in times.windows(2) {
         let gap = pair[1].duration_since(pair[0]).unwrap_or_default();
         // 20 ms less: the daemon's clock starts when it sends, the issuer's when it has read the request.
@@ -275,7 +255,7 @@ fn a_response_lost_after_rotation_ends_in_refresh_failed_without_touching_auth_j
     assert_status_failed(&conn.call("getAuthStatus", forced()), "refresh_token_reused");
     assert_eq!(session.refreshes(), 2);
     assert_eq!(std::fs::read(session.daemon.auth_path()).unwrap(), session.auth_json, "auth.json changed");
-    assert_log_clean(&session.daemon, &secrets_of(&session.auth_json));
+    assert_stderr_clean(&session.daemon, &secrets_of(&session.auth_json));
 }
 
 #[test]

@@ -10,14 +10,15 @@
 //! would, and walks the browser's redirects by hand where the moment between two of them matters.
 
 use codexd_e2e::logins::{
-    LOGIN_DEADLINE, start_browser_login, start_device_login, wait_login_completed, wait_login_failed,
+    LOGIN_DEADLINE, device_issuer, login_daemon, start_browser_login, start_device_login, wait_login_completed,
+    wait_login_failed,
 };
 use codexd_e2e::session::{
-    Session, access_token_of, aging, daemon_for, edit_auth_json, expire, jwt_exp, jwt_payload, now_secs,
-    process_has_open, redeem, start_issuer,
+    Session, access_token_of, aging, assert_presented_distinct, daemon_for, expire, forced, jwt_exp, jwt_payload,
+    now_secs, patient, process_has_open, redeem, refresh_token_of, refreshed_elsewhere, start_issuer,
 };
-use codexd_e2e::{Conn, TestDaemon, TestDaemonBuilder, wait_until, write_atomically};
-use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Fault, Options};
+use codexd_e2e::{Conn, TestDaemon, wait_until, write_atomically};
+use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Fault};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -34,49 +35,12 @@ const IN_MARGIN: i64 = 400;
 /// Seconds left on a token inside the Codex CLI's 5-minute window: every `includeToken` call wants a refresh.
 const IN_CLI_WINDOW: i64 = 240;
 
-/// `getAuthStatus {includeToken: true, refreshToken: true}`.
-fn forced() -> Value {
-    json!({"includeToken": true, "refreshToken": true})
-}
-
-/// A daemon whose HTTP timeout outlasts the issuer delays scripted here (the session default is 1 s).
-fn patient(builder: TestDaemonBuilder) -> TestDaemonBuilder {
-    builder.env("CODEXD_HTTP_TIMEOUT_MS", "10000")
-}
-
 fn lock_path(home: &Path, name: &str) -> PathBuf {
     home.join(name)
 }
 
-/// `auth.json` with the three tokens of an issuer answer (`redeem`'s body) and `last_refresh` now, as a Codex
-/// CLI writes it after its own refresh.
-fn with_issued(auth_json: &[u8], issued: &Value) -> Vec<u8> {
-    edit_auth_json(auth_json, |doc| {
-        for name in ["id_token", "access_token", "refresh_token"] {
-            let token = issued[name].as_str().unwrap_or_else(|| panic!("no {name} in the issuer's answer {issued}"));
-            doc["tokens"][name] = json!(token);
-        }
-        doc["last_refresh"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-    })
-}
-
-/// The refresh token stored in an `auth.json`.
-fn refresh_token_of(auth_json: &[u8]) -> String {
-    let doc: Value = serde_json::from_slice(auth_json).expect("auth.json is JSON");
-    doc["tokens"]["refresh_token"].as_str().expect("tokens.refresh_token").to_owned()
-}
-
 fn read_auth(daemon: &TestDaemon) -> Vec<u8> {
     std::fs::read(daemon.auth_path()).expect("cannot read auth.json")
-}
-
-/// The refresh tokens presented at `issuer`'s refresh endpoint, in order, with a check that none repeats.
-fn assert_presented_distinct(issuer: &FakeIssuer) -> Vec<String> {
-    let presented = codexd_e2e::session::presented_refresh_tokens(issuer);
-    for (i, token) in presented.iter().enumerate() {
-        assert!(!presented[..i].contains(token), "refresh token #{i} was presented before: {presented:?}");
-    }
-    presented
 }
 
 /// Reads `account/updated` notifications for `quiet` and panics on any `refreshFailed` among them (a negative
@@ -214,9 +178,8 @@ fn a_codex_cli_that_wins_the_refresh_race_is_adopted_not_reported_as_failed() {
     assert!(process_has_open(daemon.pid(), &auth_lock), "codexd does not hold auth.lock during its request");
 
     // The CLI: network first (it wins: codexd's request is still delayed), then flock(auth.lock), blocking.
-    let (http_status, cli_tokens) = redeem(issuer.url(), &session.login.refresh_token);
-    assert_eq!(http_status, 200, "the CLI's redemption failed: {cli_tokens}");
-    let cli_auth = with_issued(&session.auth_json, &cli_tokens);
+    let cli_auth = refreshed_elsewhere(issuer, &session.auth_json);
+    let cli_access = access_token_of(&cli_auth);
     {
         let _auth_lock = codexd_e2e::hold_flock(&auth_lock);
         // codexd has released auth.lock: its request was answered (refused as reused).
@@ -227,7 +190,7 @@ fn a_codex_cli_that_wins_the_refresh_race_is_adopted_not_reported_as_failed() {
 
     let response = forced_call.join().expect("the forced call panicked");
     let result = response.get("result").unwrap_or_else(|| panic!("the forced refresh failed: {response}"));
-    assert_eq!(result["authToken"], cli_tokens["access_token"], "the CLI's token was not adopted: {result}");
+    assert_eq!(result["authToken"], cli_access.as_str(), "the CLI's token was not adopted: {result}");
     assert!(result.get("authError").is_none_or(Value::is_null), "{result}");
     let update = subscriber.next_account_updated();
     assert_eq!((update["reason"].as_str(), update["authMode"].as_str()), (Some("external"), Some("chatgpt")));
@@ -237,7 +200,7 @@ fn a_codex_cli_that_wins_the_refresh_race_is_adopted_not_reported_as_failed() {
     assert_eq!(session.presented_refresh_tokens(), vec![session.login.refresh_token.clone(); 2]);
     assert_eq!(read_auth(daemon), cli_auth);
     assert!(issuer.is_current_refresh_token(&refresh_token_of(&cli_auth)));
-    assert_eq!(daemon.raw_conn().auth_status(true)["authToken"], cli_tokens["access_token"]);
+    assert_eq!(daemon.raw_conn().auth_status(true)["authToken"], cli_access.as_str());
 }
 
 /// S2. A token inside the Codex CLI's 5-minute window that is still valid is served at once while the
@@ -408,13 +371,6 @@ fn shutdown_waits_for_a_scheduled_refresh_on_the_wire_and_stores_the_rotation() 
     assert_eq!(session.presented_refresh_tokens(), vec![session.login.refresh_token.clone()]);
 }
 
-/// A daemon pointed at a default fake issuer, and a subscriber.
-fn login_daemon(issuer: &FakeIssuer) -> (TestDaemon, Conn) {
-    let daemon = TestDaemon::builder().issuer(issuer.url()).start();
-    let subscriber = daemon.subscriber();
-    (daemon, subscriber)
-}
-
 /// S7, cancel after the save: the browser's callback has been answered (the login is stored) but the browser
 /// has not fetched the success page yet. The cancel finds nothing to cancel and the login succeeded.
 #[test]
@@ -506,20 +462,13 @@ fn cancel_during_the_code_exchange_fails_the_login_and_stores_nothing() {
 /// third poll came 5 s after the second; here none comes within 7 s (the next is due after 10.1 s). About 12 s.
 #[test]
 fn each_slow_down_without_an_interval_slows_device_polling_by_five_more_seconds() {
-    let issuer = FakeIssuer::start_with(Options {
-        device_interval_secs: 0,
-        device_auto_approve_after: None,
-        ..Options::default()
-    })
-    .expect("cannot start the fake issuer");
-    let daemon = TestDaemon::builder().issuer(issuer.url()).start();
-    let mut subscriber = daemon.subscriber();
+    let issuer = device_issuer(None);
+    let (_daemon, mut subscriber) = login_daemon(&issuer);
     issuer.script(Endpoint::DeviceToken, Fault::SlowDown { interval_secs: None });
     issuer.script(Endpoint::DeviceToken, Fault::SlowDown { interval_secs: None });
     let login = start_device_login(&mut subscriber);
     assert!(issuer.wait_for_count(Endpoint::DeviceToken, 2, Duration::from_secs(10)), "no second poll");
-    let polls: Vec<SystemTime> =
-        issuer.requests().iter().filter(|r| r.endpoint == Some(Endpoint::DeviceToken)).map(|r| r.received_at).collect();
+    let polls: Vec<SystemTime> = issuer.requests_to(Endpoint::DeviceToken).iter().map(|r| r.received_at).collect();
     let first_gap = polls[1].duration_since(polls[0]).unwrap_or_default();
     assert!(first_gap >= Duration::from_secs(5), "the poll after the first slow_down came after {first_gap:?}");
     assert!(

@@ -5,8 +5,8 @@
 
 use codexd_e2e::text;
 use codexd_e2e::{
-    AuthFixture, Conn, DEAD_ISSUER, Spawned, TestDaemon, bin_path, chatgpt_auth_json, clean_command, run_with_deadline,
-    wait_until,
+    AuthFixture, Conn, Spawned, TestDaemon, bin_path, chatgpt_auth_json, clean_command, codexd_isolation_env,
+    run_with_deadline, wait_until,
 };
 use rustix::process::Signal;
 use serde_json::{Value, json};
@@ -72,17 +72,16 @@ impl Sandbox {
         self.dir.path().join("s").join("codexd.sock")
     }
 
-    /// The environment a test daemon gets: no real issuer, any callback port, debug logs.
-    fn daemon_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("HOME".into(), self.dir.path().display().to_string()),
-            ("CODEX_HOME".into(), self.home().display().to_string()),
-            ("CODEXD_ISSUER".into(), DEAD_ISSUER.into()),
-            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE".into(), format!("{DEAD_ISSUER}/oauth/token")),
-            ("CODEX_REVOKE_TOKEN_URL_OVERRIDE".into(), format!("{DEAD_ISSUER}/oauth/revoke")),
-            ("CODEXD_LOGIN_PORTS".into(), "0".into()),
-            ("CODEXD_LOG".into(), "debug".into()),
-        ]
+    /// The environment a test daemon gets: its home, debug logs, and [`codexd_isolation_env`] (no real issuer,
+    /// any callback port, the sandbox's own system config directory).
+    fn daemon_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("HOME", self.dir.path().display().to_string()),
+            ("CODEX_HOME", self.home().display().to_string()),
+            ("CODEXD_LOG", "debug".to_owned()),
+        ];
+        env.extend(codexd_isolation_env(self.dir.path(), None));
+        env
     }
 
     /// `codexd --socket <socket> --codex-home <home>` with a clean environment.
@@ -92,10 +91,11 @@ impl Sandbox {
         cmd
     }
 
-    /// `codexctl --socket <socket> args` that never starts a daemon itself.
+    /// `codexctl --socket <socket> args` that never starts a daemon itself (`clean_command` sets
+    /// `CODEXD_NO_AUTOSTART=1`).
     fn codexctl(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = clean_command(bin_path("codexctl"), self.dir.path());
-        cmd.env("CODEXD_NO_AUTOSTART", "1").arg("--socket").arg(self.socket()).args(args);
+        cmd.arg("--socket").arg(self.socket()).args(args);
         run_with_deadline(cmd, DEADLINE)
     }
 }
@@ -419,7 +419,7 @@ fn a_live_socket_that_is_not_a_codexd_is_never_removed() {
     let home = scratch.path().join("home");
     std::fs::create_dir(&home).unwrap();
     let mut cmd = clean_command(bin_path("codexd"), scratch.path());
-    cmd.arg("--socket").arg(&socket).arg("--codex-home").arg(&home).env("CODEXD_ISSUER", DEAD_ISSUER);
+    cmd.arg("--socket").arg(&socket).arg("--codex-home").arg(&home).envs(codexd_isolation_env(scratch.path(), None));
     let out = run_with_deadline(cmd, DEADLINE);
     assert_eq!(out.status.code(), Some(1), "codexd took over a live socket; stderr:\n{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("something other than a codexd listens on"), "{}", text(&out.stderr));
@@ -456,7 +456,7 @@ fn descriptors_inherited_from_the_starting_process_are_closed() {
         .arg(&socket)
         .arg("--codex-home")
         .arg(&home)
-        .env("CODEXD_ISSUER", DEAD_ISSUER)
+        .envs(codexd_isolation_env(scratch.path(), None))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

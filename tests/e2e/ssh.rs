@@ -7,6 +7,7 @@
 //! print why and return early when either is missing. The tests of another remote account also need
 //! `setpriv` (util-linux).
 
+use crate::faults_uid::{NOBODY, as_nobody, setpriv_or_skip};
 use codexd_e2e::sshd::{SshTools, Sshd};
 use codexd_e2e::text;
 use codexd_e2e::{
@@ -17,15 +18,12 @@ use serde_json::{Value, json};
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, chown};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 use tempfile::TempDir;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// The uid and gid of the other remote account (`nobody`).
-const NOBODY: u32 = 65534;
 
 /// The OpenSSH tools, or `None` (after saying why) when these tests cannot run here.
 fn tools_or_skip(test: &str) -> Option<SshTools> {
@@ -38,19 +36,6 @@ fn tools_or_skip(test: &str) -> Option<SshTools> {
     }
 }
 
-/// `setpriv`'s path, or `None` (after saying why).
-fn setpriv_or_skip(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("setpriv"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("SKIPPED {test}: `setpriv` (util-linux) is not installed, so no process can run as another uid");
-    }
-    found
-}
-
 /// A private directory standing for the remote account's runtime directory (`/run/user/<uid>/codexd`).
 fn remote_dir() -> TempDir {
     let dir = tempfile::Builder::new().prefix("cxr").tempdir_in("/tmp").expect("cannot create the remote dir");
@@ -58,10 +43,11 @@ fn remote_dir() -> TempDir {
     dir
 }
 
-/// `codexctl --socket <remote> args` as a remote user runs it: clean environment, no autostart.
+/// `codexctl --socket <remote> args` as a remote user runs it: clean environment, no autostart (`clean_command`
+/// sets `CODEXD_NO_AUTOSTART=1`).
 fn remote_codexctl(remote: &Path, home: &Path, args: &[&str]) -> Command {
     let mut cmd = clean_command(bin_path("codexctl"), home);
-    cmd.env("CODEXD_NO_AUTOSTART", "1").arg("--socket").arg(remote).args(args);
+    cmd.arg("--socket").arg(remote).args(args);
     cmd
 }
 
@@ -102,7 +88,7 @@ fn token_through_the_forward_prints_the_local_daemons_token() {
 
     // The documented remote setup: CODEXD_SOCKET names the forwarded path.
     let mut cmd = clean_command(bin_path("codexctl"), remote.path());
-    cmd.env("CODEXD_NO_AUTOSTART", "1").env("CODEXD_SOCKET", forward.remote()).arg("token");
+    cmd.env("CODEXD_SOCKET", forward.remote()).arg("token");
     assert_eq!(ok_stdout(&run(cmd)), format!("{}\n", fixture.access_token()));
 
     // It is the laptop's daemon answering: its pid and its own socket path.
@@ -128,13 +114,7 @@ fn watch_through_the_forward_sees_the_logout_and_the_shutdown() {
     wait_until(DEADLINE, "the logout line from the remote watch", || watch.stdout().lines().count() == 1);
     assert_eq!(daemon.stop().code(), Some(0), "stderr:\n{}", daemon.stderr());
 
-    let status = watch.wait_exit(DEADLINE);
-    assert_eq!(status.code(), Some(0), "watch stderr:\n{}", watch.stderr());
-    let lines: Vec<Value> = watch
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
-        .collect();
+    let lines = watch.wait_json_lines(DEADLINE);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["method"], "account/updated", "{lines:?}");
     assert_eq!(lines[0]["params"]["reason"], "logout", "{lines:?}");
@@ -208,16 +188,9 @@ fn forwarding_to_another_remote_account_works_and_its_socket_is_private_to_it() 
     let Some(setpriv) = setpriv_or_skip(test) else { return };
     let daemon = TestDaemon::with_auth(apikey_auth_json("sk-e2e-SECRETMARK-nobody"));
     let sshd = Sshd::start(&tools);
-    let as_nobody = |remote: &Path, home: &Path| {
-        let mut cmd = clean_command(&setpriv, home);
-        cmd.arg(format!("--reuid={NOBODY}"))
-            .arg(format!("--regid={NOBODY}"))
-            .arg("--clear-groups")
-            .arg(bin_path("codexctl"))
-            .env("CODEXD_NO_AUTOSTART", "1")
-            .arg("--socket")
-            .arg(remote)
-            .arg("token");
+    let token_as_nobody = |remote: &Path, home: &Path| {
+        let mut cmd = as_nobody(&setpriv, &bin_path("codexctl"), home);
+        cmd.arg("--socket").arg(remote).arg("token");
         run(cmd)
     };
 
@@ -228,7 +201,7 @@ fn forwarding_to_another_remote_account_works_and_its_socket_is_private_to_it() 
     let meta = std::fs::metadata(forward.remote()).expect("the forwarded socket exists");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o600), "owner and mode of the forwarded socket");
     // The daemon still sees the ssh client on this side (its own uid) and serves the remote account.
-    let out = as_nobody(forward.remote(), nobody_dir.path());
+    let out = token_as_nobody(forward.remote(), nobody_dir.path());
     assert_eq!(ok_stdout(&out), "sk-e2e-SECRETMARK-nobody\n");
     assert!(!daemon.stderr().contains("refused a connection"), "{}", daemon.stderr());
 
@@ -239,7 +212,7 @@ fn forwarding_to_another_remote_account_works_and_its_socket_is_private_to_it() 
     let root_forward = sshd.forward(&root_dir.path().join("codexd.sock"), daemon.socket());
     let meta = std::fs::metadata(root_forward.remote()).expect("the forwarded socket exists");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600), "owner and mode of the forwarded socket");
-    let out = as_nobody(root_forward.remote(), nobody_dir.path());
+    let out = token_as_nobody(root_forward.remote(), nobody_dir.path());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{stderr}", text(&out.stdout));
     assert!(out.stdout.is_empty(), "the token leaked: {}", text(&out.stdout));

@@ -5,11 +5,12 @@
 //! the keyring is no change.
 
 use crate::keyring::{
-    AT_ONCE, KEYRING_TIMEOUT, NOTICE, api_key_login, apikey_entry, assert_stderr_clean, compact, key_secrets, lock,
-    on_bus, only_item, restart_with_entry, timed_status, wait_for_daemon_status, without_dbus,
+    AT_ONCE, KEYRING_TIMEOUT, NOTICE, api_key_login, apikey_entry, compact, key_secrets, lock, on_bus, only_item,
+    restart_with_entry, stop_with_entry, timed_status, wait_for_daemon_status, without_dbus,
 };
 use codexd_e2e::logins::{LOGIN_DEADLINE, wait_for_notification, wait_login_completed};
 use codexd_e2e::secret_service::{CODEX_SERVICE, SecretService, available, codex_account};
+use codexd_e2e::session::{assert_stderr_clean, secrets_of};
 use codexd_e2e::text;
 use codexd_e2e::{AuthFixture, TestDaemon, apikey_auth_json, chatgpt_auth_json, remove_auth};
 use serde_json::{Value, json};
@@ -84,10 +85,8 @@ fn a_logout_with_a_locked_keyring_deletes_auth_json_and_leaves_the_entry() {
     let keyring = SecretService::start();
     let file_key = "sk-SECRETMARK-auto-locked-file";
     let mut daemon = on_bus(&keyring, "auto").auth_json(apikey_auth_json(file_key)).start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
     let keyring_key = "sk-SECRETMARK-auto-locked-entry";
-    keyring.store_codex_entry(&account, &apikey_entry(keyring_key));
+    let account = stop_with_entry(&mut daemon, &keyring, &apikey_entry(keyring_key));
     lock(&keyring);
     daemon.restart();
     let mut sub = daemon.subscriber();
@@ -145,7 +144,7 @@ fn an_empty_keyring_falls_back_to_auth_json_without_a_warning() {
     assert_eq!((status["store"].clone(), status["storeLocation"].clone()), (json!("auto"), json!("file")));
     assert_eq!(status.get("storeProblem"), None, "an empty keyring is no problem: {status}");
     assert!(keyring.items(CODEX_SERVICE, &codex_account(daemon.home())).is_empty(), "reading wrote to the keyring");
-    assert_stderr_clean(&daemon, &codexd_e2e::session::secrets_of(&chatgpt_auth_json(&fixture)));
+    assert_stderr_clean(&daemon, &secrets_of(&chatgpt_auth_json(&fixture)));
 }
 
 /// A daemon in `auto` mode with nothing in `auth.json` and a keyring that fails with `reason`.
@@ -173,10 +172,8 @@ fn a_locked_keyring_and_no_auth_json_is_keyring_locked_not_logged_out() {
     // The Codex CLI's entry is there, locked away (a locked keyring without the entry simply has no login).
     let keyring = SecretService::start();
     let mut daemon = on_bus(&keyring, "auto").start();
-    let account = codex_account(daemon.home());
-    daemon.stop();
     let key = "sk-SECRETMARK-auto-locked-only";
-    keyring.store_codex_entry(&account, &apikey_entry(key));
+    stop_with_entry(&mut daemon, &keyring, &apikey_entry(key));
     lock(&keyring);
     daemon.restart();
     assert_keyring_error_not_logged_out(&daemon, "keyringLocked");
@@ -191,8 +188,7 @@ fn a_hung_keyring_and_no_auth_json_is_keyring_timeout_not_logged_out() {
     let keyring = SecretService::start();
     let mut daemon = on_bus(&keyring, "auto").start();
     let key = "sk-SECRETMARK-auto-hung";
-    restart_with_entry(&mut daemon, &keyring, &apikey_entry(key));
-    daemon.stop();
+    stop_with_entry(&mut daemon, &keyring, &apikey_entry(key));
     keyring.freeze();
     let started = std::time::Instant::now();
     daemon.restart();
@@ -230,7 +226,7 @@ fn the_same_login_moving_between_auth_json_and_the_keyring_is_no_change() {
     let update = wait_for_notification(&mut sub, "account/updated", NOTICE);
     assert_eq!((update["generation"].clone(), update["reason"].clone()), (json!(1), json!("external")), "{update}");
     assert_eq!(sub.auth_status(true)["authToken"], other.access_token());
-    let mut secrets = codexd_e2e::session::secrets_of(&file);
-    secrets.extend(codexd_e2e::session::secrets_of(&chatgpt_auth_json(&other)));
+    let mut secrets = secrets_of(&file);
+    secrets.extend(secrets_of(&chatgpt_auth_json(&other)));
     assert_stderr_clean(&daemon, &secrets);
 }

@@ -2,10 +2,10 @@
 //! keyring item), an `auth.json` already there is neither read nor touched, a restart is logged out, and stopping
 //! codexd revokes a ChatGPT login's refresh token as a logout does (an API key goes nowhere).
 
-use crate::keyring::{api_key_login, assert_stderr_clean, key_secrets, on_bus, store_config};
+use crate::keyring::{api_key_login, key_secrets, on_bus, store_config};
 use codexd_e2e::logins::{LOGIN_DEADLINE, click_through, wait_for_notification, wait_login_completed};
 use codexd_e2e::secret_service::{CODEX_SERVICE, SecretService, available, codex_account};
-use codexd_e2e::session::secrets_of;
+use codexd_e2e::session::{assert_stderr_clean, secrets_of};
 use codexd_e2e::{TestDaemon, apikey_auth_json};
 use codexd_fake_issuer::{CLIENT_ID, Endpoint, FakeIssuer};
 use serde_json::{Value, json};
@@ -112,7 +112,7 @@ fn stopping_codexd_revokes_an_ephemeral_chatgpt_login() {
     drop(sub);
 
     assert!(daemon.stop().success(), "codexd did not exit cleanly");
-    let requests: Vec<_> = issuer.requests().into_iter().filter(|r| r.endpoint == Some(Endpoint::Revoke)).collect();
+    let requests = issuer.requests_to(Endpoint::Revoke);
     assert_eq!(requests.len(), 1, "{requests:?}");
     let body: Value = serde_json::from_str(&requests[0].body).expect("a JSON revoke body");
     assert_eq!(

@@ -5,12 +5,12 @@
 //! item is left. A store pinned by managed config cannot be moved away from.
 
 use crate::keyring::{
-    apikey_entry, assert_stderr_clean, codex_attributes, compact, key_secrets, on_bus, only_item, restart_with_entry,
-    store_config, wait_for_daemon_status,
+    apikey_entry, codex_attributes, compact, key_secrets, on_bus, only_item, restart_with_entry, store_config,
+    wait_for_daemon_status,
 };
 use codexd_e2e::logins::{LOGIN_DEADLINE, read_auth_json, wait_for_notification};
 use codexd_e2e::secret_service::{BUS_ENV, CODEX_SERVICE, SecretService, available, codex_account};
-use codexd_e2e::session::secrets_of;
+use codexd_e2e::session::{assert_stderr_clean, secrets_of};
 use codexd_e2e::text;
 use codexd_e2e::{AuthFixture, Conn, TestDaemon, apikey_auth_json, chatgpt_auth_json, write_atomically};
 use serde_json::{Value, json};
@@ -269,7 +269,8 @@ fn a_store_pinned_by_managed_config_cannot_be_moved_away() {
     }
     let keyring = SecretService::start();
     let key = "sk-SECRETMARK-migrate-managed";
-    let config = "model = \"o3\"\n";
+    // The user's config asks for the keyring: only managed_config.toml makes the store `file`.
+    let config = "model = \"o3\"\ncli_auth_credentials_store = \"keyring\"\n";
     let daemon = on_bus(&keyring, "keyring")
         .config_toml(config)
         .system_file("managed_config.toml", &store_config("file"))

@@ -11,18 +11,20 @@
 //! redemption succeeds and only the write fails.
 
 use crate::keyring::{
-    NOTICE, api_key_login, apikey_entry, assert_stderr_clean, compact, key_secrets, lock, on_bus,
+    NOTICE, api_key_login, apikey_entry, compact, key_secrets, lock, on_bus, restart_with_entry, stop_with_entry,
     wait_for_daemon_status,
 };
-use codexd_e2e::logins::{notifications_until, wait_for_notification};
+use codexd_e2e::logins::{API_REQUIRED, CHATGPT_REQUIRED, notifications_until, wait_for_notification};
 use codexd_e2e::secret_service::{CODEX_SERVICE, SecretService, available, codex_account};
-use codexd_e2e::session::{access_token_of, edit_auth_json, presented_refresh_tokens, redeem, secrets_of};
-use codexd_e2e::{Conn, TestDaemon, TestDaemonBuilder, text, wait_until};
+use codexd_e2e::session::{
+    access_token_of, assert_presented_distinct, assert_stderr_clean, edit_auth_json, forced, presented_refresh_tokens,
+    refresh_token_of, refreshed_elsewhere, secrets_of,
+};
+use codexd_e2e::{Conn, TestDaemon, TestDaemonBuilder, replace_file, text, wait_until};
 use codexd_fake_issuer::{Account, Endpoint, FakeIssuer, Fault, IssuedTokens};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long the fake issuer holds back the answer of the refresh during which the keyring gets locked.
@@ -40,14 +42,6 @@ const KEYRING_PASSWORD: &str = "codexd-e2e-password";
 
 /// `GKD_CONTROL_OP_UNLOCK` of gnome-keyring's control protocol (daemon/control/gkd-control-codes.h).
 const GKD_CONTROL_OP_UNLOCK: u32 = 1;
-
-const CHATGPT_REQUIRED: &str = "ChatGPT login is required, but an API key is currently being used. Logging out.";
-const API_REQUIRED: &str = "API key login is required, but ChatGPT is currently being used. Logging out.";
-
-/// `getAuthStatus {includeToken: true, refreshToken: true}`.
-fn forced() -> Value {
-    json!({"includeToken": true, "refreshToken": true})
-}
 
 /// Unlocks the `login` collection without a prompter: gnome-keyring's control socket
 /// (`$XDG_RUNTIME_DIR/keyring/control`), a credentials byte, then the `UNLOCK` operation with the password
@@ -81,42 +75,10 @@ fn keyring_daemon(keyring: &SecretService, store: &str, issuer: &FakeIssuer) -> 
     on_bus(keyring, store).issuer(issuer.url())
 }
 
-/// Stops `daemon`, stores `entry` as the Codex CLI's keyring entry of its home and `auth_json` (if any) as its
-/// `auth.json`, and starts it again. Returns the keyring account.
-fn restart_with(daemon: &mut TestDaemon, keyring: &SecretService, entry: &str, auth_json: Option<&[u8]>) -> String {
-    let account = codex_account(daemon.home());
-    daemon.stop();
-    keyring.store_codex_entry(&account, entry);
-    if let Some(bytes) = auth_json {
-        std::fs::write(daemon.auth_path(), bytes).expect("cannot write auth.json");
-    }
-    daemon.restart();
-    account
-}
-
 /// `auth.json` of a fresh login at `issuer` whose `last_refresh` is `age` ago.
 fn login_json(issuer: &FakeIssuer, login: &IssuedTokens, age: chrono::TimeDelta) -> Vec<u8> {
     let at = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     edit_auth_json(login.auth_json(issuer.url()).as_bytes(), |doc| doc["last_refresh"] = json!(at))
-}
-
-/// The same login refreshed by another program (a Codex CLI): `auth_json`'s refresh token redeemed at the
-/// issuer, the new tokens in, and `last_refresh` now.
-fn refreshed_elsewhere(issuer: &FakeIssuer, auth_json: &[u8]) -> Vec<u8> {
-    let (status, answer) = redeem(issuer.url(), &refresh_token_of(auth_json));
-    assert_eq!(status, 200, "the issuer refused the redemption: {answer}");
-    edit_auth_json(auth_json, |doc| {
-        for name in ["id_token", "access_token", "refresh_token"] {
-            doc["tokens"][name] = answer[name].clone();
-        }
-        doc["last_refresh"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-    })
-}
-
-/// The refresh token stored in an `auth.json` document (or its compact keyring form).
-fn refresh_token_of(document: &[u8]) -> String {
-    let doc: Value = serde_json::from_slice(document).expect("the document is JSON");
-    doc["tokens"]["refresh_token"].as_str().expect("tokens.refresh_token").to_owned()
 }
 
 /// The token `getAuthStatus` serves now.
@@ -213,22 +175,6 @@ fn assert_refresh_works(conn: &mut Conn, previous: &str) -> String {
     token
 }
 
-/// Asserts that no refresh token was ever presented twice at `issuer`.
-#[track_caller]
-fn assert_presented_distinct(issuer: &FakeIssuer) {
-    let presented = presented_refresh_tokens(issuer);
-    for (i, token) in presented.iter().enumerate() {
-        assert!(!presented[..i].contains(token), "refresh token #{i} was presented twice");
-    }
-}
-
-/// Replaces `path` as an admin's tool would: a temp file in the same directory, then a rename.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_file_name(".codexd-e2e.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("cannot rename to {}: {e}", path.display()));
-}
-
 /// Review #1: an older keyring entry must not hide the newer login that `auto` saved to `auth.json` while the
 /// keyring failed (the entry's refresh token is already redeemed); the next refresh heals it into the keyring.
 #[test]
@@ -241,7 +187,9 @@ fn auto_serves_a_fallback_file_newer_than_the_keyring_entry_and_heals_it_into_th
     let older = login_json(&issuer, &issuer.mint(&Account::default()), chrono::TimeDelta::hours(1));
     let newer = refreshed_elsewhere(&issuer, &older);
     let mut daemon = keyring_daemon(&keyring, "auto", &issuer).start();
-    let account = restart_with(&mut daemon, &keyring, &compact(&older), Some(&newer));
+    let account = stop_with_entry(&mut daemon, &keyring, &compact(&older));
+    std::fs::write(daemon.auth_path(), &newer).expect("cannot write auth.json");
+    daemon.restart();
 
     assert_same(&served(&daemon), &access_token_of(&newer), "auto served the stale keyring entry");
     assert_eq!(daemon.status()["storeLocation"], "file");
@@ -274,7 +222,9 @@ fn auto_serves_a_keyring_entry_newer_than_a_leftover_file() {
     let older = login_json(&issuer, &issuer.mint(&Account::default()), chrono::TimeDelta::hours(1));
     let newer = refreshed_elsewhere(&issuer, &older);
     let mut daemon = keyring_daemon(&keyring, "auto", &issuer).start();
-    let account = restart_with(&mut daemon, &keyring, &compact(&newer), Some(&older));
+    let account = stop_with_entry(&mut daemon, &keyring, &compact(&newer));
+    std::fs::write(daemon.auth_path(), &older).expect("cannot write auth.json");
+    daemon.restart();
 
     assert_same(&served(&daemon), &access_token_of(&newer), "auto served the older auth.json");
     assert_eq!(daemon.status()["storeLocation"], "keyring");
@@ -302,7 +252,7 @@ fn migrating_to_the_file_rescues_tokens_a_locked_keyring_did_not_take() {
     let issuer = FakeIssuer::start();
     let login = login_json(&issuer, &issuer.mint(&Account::default()), chrono::TimeDelta::minutes(5));
     let mut daemon = keyring_daemon(&keyring, "keyring", &issuer).start();
-    restart_with(&mut daemon, &keyring, &compact(&login), None);
+    restart_with_entry(&mut daemon, &keyring, &compact(&login));
     let pending = refresh_while_the_keyring_locks(&daemon, &keyring, &issuer);
     let mut sub = daemon.subscriber();
 
@@ -353,7 +303,7 @@ fn tokens_held_for_a_locked_keyring_are_written_at_shutdown_after_it_is_unlocked
         .env("CODEXD_REFRESH_BACKOFF_MIN_MS", "600000")
         .env("CODEXD_REFRESH_BACKOFF_MAX_MS", "600000")
         .start();
-    let account = restart_with(&mut daemon, &keyring, &compact(&login), None);
+    let account = restart_with_entry(&mut daemon, &keyring, &compact(&login));
     let pending = refresh_while_the_keyring_locks(&daemon, &keyring, &issuer);
 
     unlock(&keyring);
@@ -388,7 +338,7 @@ fn incomplete_logout() -> IncompleteLogout {
     let issuer = FakeIssuer::start();
     let login = login_json(&issuer, &issuer.mint(&Account::default()), chrono::TimeDelta::minutes(5));
     let mut daemon = keyring_daemon(&keyring, "keyring", &issuer).start();
-    let account = restart_with(&mut daemon, &keyring, &compact(&login), None);
+    let account = restart_with_entry(&mut daemon, &keyring, &compact(&login));
     refresh_while_the_keyring_locks(&daemon, &keyring, &issuer);
     let sub = daemon.subscriber();
     let out = daemon.codexctl(&["logout"]);
@@ -460,7 +410,7 @@ fn a_policy_removal_refused_by_a_locked_keyring_is_retried_after_the_unlock() {
     lock(&keyring);
     wait_for_daemon_status(&daemon, "storeProblem keyringLocked", |s| s["storeProblem"]["reason"] == "keyringLocked");
 
-    replace(&daemon.system_config_dir().join("requirements.toml"), "forced_login_method = \"chatgpt\"\n");
+    replace_file(&daemon.system_config_dir().join("requirements.toml"), "forced_login_method = \"chatgpt\"\n");
     for (i, sub) in subscribers.iter_mut().enumerate() {
         let update = wait_for_notification(sub, "account/updated", NOTICE);
         assert_eq!(
@@ -501,7 +451,7 @@ fn a_policy_tightened_and_relaxed_while_tokens_are_pending_keeps_them() {
     let issuer = FakeIssuer::start();
     let login = login_json(&issuer, &issuer.mint(&Account::default()), chrono::TimeDelta::minutes(5));
     let mut daemon = keyring_daemon(&keyring, "keyring", &issuer).system_file("config.toml", "").start();
-    let account = restart_with(&mut daemon, &keyring, &compact(&login), None);
+    let account = restart_with_entry(&mut daemon, &keyring, &compact(&login));
     let pending = refresh_while_the_keyring_locks(&daemon, &keyring, &issuer);
     let mut sub = daemon.subscriber();
 
@@ -519,7 +469,7 @@ fn a_policy_tightened_and_relaxed_while_tokens_are_pending_keeps_them() {
         wait_until(SLOW, "codexd to wait for auth.lock", || {
             codexd_e2e::session::process_has_open(daemon.pid(), &auth_lock)
         });
-        replace(&requirements, "forced_login_method = \"api\"\n");
+        replace_file(&requirements, "forced_login_method = \"api\"\n");
         let update = wait_for_notification(&mut sub, "account/updated", NOTICE);
         assert_eq!(
             (update["reason"].clone(), update["authError"]["message"].clone()),

@@ -3,6 +3,7 @@
 //! that cannot be used stops codexd at startup with a message naming the variable.
 
 use codexd_e2e::logins::{LOGIN_DEADLINE, click_through, read_auth_json, run_codexd_to_exit, wait_login_completed};
+use codexd_e2e::session::forced;
 use codexd_e2e::{TestDaemon, TestDaemonBuilder};
 use codexd_fake_issuer::{Account, CLIENT_ID, Endpoint, FakeIssuer, IssuedTokens, Options};
 use serde_json::json;
@@ -44,7 +45,7 @@ impl HttpsIssuer {
 /// A forced refresh succeeds over HTTPS: a new access token is served and stored, and one refresh was made.
 fn assert_refreshes(https: &HttpsIssuer, daemon: &TestDaemon) {
     let mut conn = daemon.raw_conn();
-    let status = conn.call("getAuthStatus", json!({"includeToken": true, "refreshToken": true}));
+    let status = conn.call("getAuthStatus", forced());
     let token = status["authToken"].as_str().unwrap_or_else(|| panic!("no token after the refresh: {status}"));
     assert_ne!(token, https.tokens.access_token, "the old token was served after a forced refresh");
     assert_eq!(https.issuer.count(Endpoint::Refresh), 1);
@@ -66,7 +67,7 @@ fn without_the_ca_a_refresh_over_https_is_unavailable_and_the_old_token_stays() 
     let https = HttpsIssuer::start();
     let daemon = https.daemon().start();
     let mut conn = daemon.raw_conn();
-    let error = conn.call_error("getAuthStatus", json!({"includeToken": true, "refreshToken": true}));
+    let error = conn.call_error("getAuthStatus", forced());
     assert_eq!((error["code"].clone(), error["data"]["reason"].clone()), (json!(-32003), json!("refreshUnavailable")));
     assert_eq!(https.issuer.count(Endpoint::Refresh), 0, "a request got through an untrusted TLS handshake");
     assert_eq!(conn.auth_status(true)["authToken"], https.tokens.access_token);
@@ -107,7 +108,7 @@ fn a_browser_login_over_https_with_the_custom_ca() {
 
 /// Runs codexd with `env`, expects a startup failure, and returns its stderr.
 fn startup_failure(env: &[(&str, &str)]) -> String {
-    let out = run_codexd_to_exit(env);
+    let out = run_codexd_to_exit(env, |_, _| {}).output;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "codexd started with {env:?}; stderr:\n{stderr}");
     assert!(out.status.code().is_some(), "codexd was killed by a signal: {:?}\n{stderr}", out.status);

@@ -6,8 +6,10 @@
 //! fails, and prints the daemon's log when it does.
 
 use crate::bin::bin_path;
-use crate::daemon::DEAD_ISSUER;
-use crate::process::{NO_AUTOSTART_ENV, Spawned, clean_command, run_with_deadline};
+use crate::daemon::codexd_isolation_env;
+use crate::process::{
+    NO_AUTOSTART_ENV, Spawned, clean_command, proc_stat_after_comm, process_state, run_with_deadline,
+};
 use rustix::process::{Pid, Signal, kill_process};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -76,7 +78,10 @@ impl Sandbox {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    /// A `codexd` command with the sandbox's clean environment (issuer calls to [`DEAD_ISSUER`]), no arguments.
+    /// A `codexd` command with the sandbox's clean environment ([`codexd_isolation_env`]: issuer calls to
+    /// [`DEAD_ISSUER`], the sandbox's own system config directory), no arguments.
+    ///
+    /// [`DEAD_ISSUER`]: crate::DEAD_ISSUER
     pub fn codexd_command(&self) -> Command {
         let mut cmd = clean_command(bin_path("codexd"), self.run.path());
         self.daemon_env(&mut cmd);
@@ -93,12 +98,8 @@ impl Sandbox {
     }
 
     fn daemon_env(&self, cmd: &mut Command) {
-        cmd.env("CODEX_HOME", self.home.path())
-            .env("CODEXD_LOG", "debug")
-            .env("CODEXD_LOGIN_PORTS", "0")
-            .env("CODEXD_ISSUER", DEAD_ISSUER)
-            .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/token"))
-            .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/revoke"));
+        cmd.env("CODEX_HOME", self.home.path()).env("CODEXD_LOG", "debug");
+        cmd.envs(codexd_isolation_env(self.run.path(), None));
     }
 
     /// Runs `codexctl args` (autostart on) to completion.
@@ -170,15 +171,11 @@ pub fn codexd_pids(socket: &Path) -> Vec<u32> {
 
 /// Whether `pid` exists and is not a zombie.
 pub fn process_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
+    !matches!(process_state(pid), Some('Z' | 'X') | None)
 }
 
 /// The process group of `pid`, from `/proc/<pid>/stat`.
 pub fn process_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(2)?.parse().ok()
+    // `state ppid pgrp ...`
+    proc_stat_after_comm(pid)?.split_whitespace().nth(2)?.parse().ok()
 }

@@ -28,6 +28,35 @@ pub const CODEXCTL_DEADLINE: Duration = Duration::from_secs(10);
 /// test can ever reach a real endpoint (fixtures name `https://auth.openai.com` as their issuer).
 pub const DEAD_ISSUER: &str = "http://127.0.0.1:9";
 
+/// The system config directory of a test whose scratch directory is `scratch`: `<scratch>/etc/codex`.
+pub fn system_config_dir_in(scratch: &Path) -> PathBuf {
+    scratch.join("etc").join("codex")
+}
+
+/// The environment that keeps a `codexd` (or a `codexctl` that starts one) inside its test:
+/// - issuer calls to `issuer`, refresh and revoke following `auth.json` as they do for users; with `None`, every
+///   issuer call (`CODEXD_ISSUER` and both token URL overrides) to [`DEAD_ISSUER`];
+/// - any free login callback port (`CODEXD_LOGIN_PORTS=0`): tests run in parallel and must not fight over 1455;
+/// - never the machine's `/etc/codex`: `CODEXD_SYSTEM_CONFIG_DIR` is [`system_config_dir_in`]`(scratch)`, which
+///   exists only if the test puts files there.
+///
+/// As pairs of strings, so that it also fits `systemd-socket-activate -E NAME=VALUE`.
+pub fn codexd_isolation_env(scratch: &Path, issuer: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("CODEXD_LOGIN_PORTS", "0".to_owned()),
+        ("CODEXD_SYSTEM_CONFIG_DIR", system_config_dir_in(scratch).display().to_string()),
+    ];
+    match issuer {
+        Some(url) => env.push(("CODEXD_ISSUER", url.to_owned())),
+        None => env.extend([
+            ("CODEXD_ISSUER", DEAD_ISSUER.to_owned()),
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/token")),
+            ("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/revoke")),
+        ]),
+    }
+    env
+}
+
 /// Options for a [`TestDaemon`]; start it with [`TestDaemonBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct TestDaemonBuilder {
@@ -126,7 +155,7 @@ impl TestDaemonBuilder {
         }
         let run = tempfile::Builder::new().prefix("cxd").tempdir_in("/tmp").expect("cannot create socket dir");
         // The system config directory's parent exists; the directory itself only when a test puts files there.
-        let system_dir = run.path().join("etc").join("codex");
+        let system_dir = system_config_dir_in(run.path());
         std::fs::create_dir_all(run.path().join("etc")).expect("cannot create the system config parent");
         for (name, text) in &self.system_files {
             std::fs::create_dir_all(&system_dir).expect("cannot create the system config dir");
@@ -188,7 +217,7 @@ impl TestDaemon {
     /// The daemon's system config directory (`CODEXD_SYSTEM_CONFIG_DIR`): `<scratch>/etc/codex`, which exists
     /// only if the builder wrote files there (its parent always exists).
     pub fn system_config_dir(&self) -> PathBuf {
-        self.run.path().join("etc").join("codex")
+        system_config_dir_in(self.run.path())
     }
 
     /// A scratch directory of this test (it also holds the socket directory and the stderr file), used as
@@ -207,25 +236,13 @@ impl TestDaemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// A command for `codexd` with this daemon's clean environment (`PATH`, `HOME`, `CODEXD_LOG`, the
-    /// builder's variables) but no socket or home arguments: for starting competing daemons.
+    /// A command for `codexd` with this daemon's clean environment (`PATH`, `HOME`, `CODEXD_LOG`,
+    /// [`codexd_isolation_env`], the builder's variables) but no socket or home arguments: for starting competing
+    /// daemons.
     pub fn codexd_command(&self) -> Command {
         let mut cmd = clean_command(bin_path("codexd"), self.run.path());
         cmd.env("CODEXD_LOG", &self.options.log);
-        // Any free callback port: tests run in parallel and must not fight over 1455.
-        cmd.env("CODEXD_LOGIN_PORTS", "0");
-        // Never the machine's /etc/codex: a directory of this test's own.
-        cmd.env("CODEXD_SYSTEM_CONFIG_DIR", self.system_config_dir());
-        match &self.options.issuer {
-            Some(url) => {
-                cmd.env("CODEXD_ISSUER", url);
-            }
-            None => {
-                cmd.env("CODEXD_ISSUER", DEAD_ISSUER)
-                    .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/token"))
-                    .env("CODEX_REVOKE_TOKEN_URL_OVERRIDE", format!("{DEAD_ISSUER}/oauth/revoke"));
-            }
-        }
+        cmd.envs(codexd_isolation_env(self.run.path(), self.options.issuer.as_deref()));
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
@@ -375,7 +392,8 @@ impl TestDaemon {
     }
 }
 
-fn answers_status(socket: &Path) -> bool {
+/// Whether `socket` answers `daemon/status` within a second (false also when there is no such socket).
+pub(crate) fn answers_status(socket: &Path) -> bool {
     let Ok(mut conn) = Conn::connect(socket) else { return false };
     conn.set_read_timeout(Some(Duration::from_secs(1)));
     let id = conn.fresh_id();

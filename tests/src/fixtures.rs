@@ -173,6 +173,15 @@ pub fn write_atomically(home: &Path, bytes: &[u8]) {
     tmp.persist(home.join("auth.json")).expect("cannot rename the temp file to auth.json");
 }
 
+/// Replaces `path` with `text` as an editor or an admin's tool would: a temp file beside it (`.<name>.tmp`), then a
+/// rename, so that a watcher never sees a half-written file.
+pub fn replace_file(path: &Path, text: &str) {
+    let name = path.file_name().unwrap_or_else(|| panic!("{} names no file", path.display()));
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("cannot rename to {}: {e}", path.display()));
+}
+
 /// Deletes `home/auth.json` as `rm` (or another program's logout) would.
 pub fn remove_auth(home: &Path) {
     std::fs::remove_file(home.join("auth.json")).expect("cannot remove auth.json");

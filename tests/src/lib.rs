@@ -29,10 +29,10 @@ pub mod wait;
 
 pub use bin::bin_path;
 pub use conn::Conn;
-pub use daemon::{DEAD_ISSUER, TestDaemon, TestDaemonBuilder};
+pub use daemon::{DEAD_ISSUER, TestDaemon, TestDaemonBuilder, codexd_isolation_env, system_config_dir_in};
 pub use fixtures::{
     AuthFixture, SECRET_MARK, apikey_auth_json, chatgpt_auth_json, fake_jwt, hold_flock, legacy_chatgpt_auth_json,
-    parse_rfc3339, remove_auth, rfc3339, write_atomically,
+    parse_rfc3339, remove_auth, replace_file, rfc3339, write_atomically,
 };
 pub use process::{Spawned, clean_command, run_with_deadline, text};
 pub use wait::wait_until;

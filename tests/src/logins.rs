@@ -4,18 +4,55 @@
 
 use crate::bin::bin_path;
 use crate::conn::{Conn, READ_TIMEOUT};
+use crate::daemon::{TestDaemon, codexd_isolation_env, system_config_dir_in};
 use crate::process::{clean_command, run_with_deadline};
+use codexd_fake_issuer::{FakeIssuer, Options};
 use serde_json::{Value, json};
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 pub use codexd_fake_issuer::browser::Visit;
 
 /// How long a login may take to report its end once the browser is done (or its timeout has passed).
 pub const LOGIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The Codex CLI's refusal of an API-key login when the policy wants ChatGPT.
+pub const API_DISABLED: &str = "API key login is disabled. Use ChatGPT login instead.";
+/// The Codex CLI's refusal of a ChatGPT login when the policy wants an API key.
+pub const CHATGPT_DISABLED: &str = "ChatGPT login is disabled. Use API key login instead.";
+/// The Codex CLI's message when a stored ChatGPT login is removed because the policy wants an API key.
+pub const API_REQUIRED: &str = "API key login is required, but ChatGPT is currently being used. Logging out.";
+/// The Codex CLI's message when a stored API key is removed because the policy wants ChatGPT.
+pub const CHATGPT_REQUIRED: &str = "ChatGPT login is required, but an API key is currently being used. Logging out.";
+
+/// Asserts a JSON-RPC policy refusal (`-32002 policyRefused`) with `message`.
+#[track_caller]
+pub fn assert_policy_refused(error: &Value, message: &str) {
+    assert_eq!(*error, json!({"code": -32002, "message": message, "data": {"reason": "policyRefused"}}));
+}
+
+/// A daemon pointed at `issuer`, and a subscriber to start logins on.
+pub fn login_daemon(issuer: &FakeIssuer) -> (TestDaemon, Conn) {
+    let daemon = TestDaemon::builder().issuer(issuer.url()).start();
+    let subscriber = daemon.subscriber();
+    (daemon, subscriber)
+}
+
+/// A fake issuer that hands out the device-code interval `"0"` (codexd then polls every 100 ms, its floor) and
+/// approves a device login after `auto_approve_after` pending polls (`Some(0)`: at the first poll; `None`: only
+/// when the test approves it).
+pub fn device_issuer(auto_approve_after: Option<u32>) -> FakeIssuer {
+    FakeIssuer::start_with(Options {
+        device_interval_secs: 0,
+        device_auto_approve_after: auto_approve_after,
+        ..Options::default()
+    })
+    .expect("cannot start the fake issuer")
+}
 
 /// A browser login that `account/login/start {type:"chatgpt"}` started.
 #[derive(Debug, Clone)]
@@ -233,19 +270,36 @@ pub fn is_base64url(text: &str) -> bool {
     text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Runs `codexd` with a clean environment plus `env`, on a fresh socket and `CODEX_HOME`, expecting it to stop
+/// A `codexd` run that stopped by itself (see [`run_codexd_to_exit`]). Its directories live as long as it.
+#[derive(Debug)]
+pub struct ExitedRun {
+    /// The exit status and what it printed.
+    pub output: Output,
+    /// Its `CODEX_HOME`.
+    pub home: PathBuf,
+    /// Its system config directory (`CODEXD_SYSTEM_CONFIG_DIR`), which exists.
+    pub system_dir: PathBuf,
+    /// The socket it was told to serve.
+    pub socket: PathBuf,
+    _scratch: TempDir,
+}
+
+/// Runs `codexd` with a clean environment, [`codexd_isolation_env`] and then `env`, on a fresh socket, `CODEX_HOME`
+/// and system config directory (both made, then prepared by `prepare(home, system_dir)`), expecting it to stop
 /// by itself (a startup error); kills it and panics if it is still running after 10 s.
-pub fn run_codexd_to_exit(env: &[(&str, &str)]) -> Output {
+pub fn run_codexd_to_exit(env: &[(&str, &str)], prepare: impl FnOnce(&Path, &Path)) -> ExitedRun {
     let scratch = tempfile::Builder::new().prefix("cxs").tempdir_in("/tmp").expect("cannot create a scratch dir");
     let home = scratch.path().join("home");
+    let system_dir = system_config_dir_in(scratch.path());
     std::fs::create_dir(&home).expect("cannot create CODEX_HOME");
+    std::fs::create_dir_all(&system_dir).expect("cannot create the system config dir");
+    prepare(&home, &system_dir);
+    let socket = scratch.path().join("s").join("codexd.sock");
     let mut cmd = clean_command(bin_path("codexd"), scratch.path());
-    cmd.env("CODEXD_LOGIN_PORTS", "0")
-        .env("CODEXD_ISSUER", crate::DEAD_ISSUER)
-        .args(["--socket".as_ref(), scratch.path().join("s").join("codexd.sock").as_os_str()])
-        .args(["--codex-home".as_ref(), home.as_os_str()]);
+    cmd.envs(codexd_isolation_env(scratch.path(), None)).arg("--socket").arg(&socket).arg("--codex-home").arg(&home);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    run_with_deadline(cmd, Duration::from_secs(10))
+    let output = run_with_deadline(cmd, Duration::from_secs(10));
+    ExitedRun { output, home, system_dir, socket, _scratch: scratch }
 }

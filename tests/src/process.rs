@@ -34,6 +34,20 @@ pub fn run_with_deadline(cmd: Command, deadline: Duration) -> Output {
     Spawned::spawn(cmd, None).wait_output(deadline)
 }
 
+/// `/proc/<pid>/stat` after the command name (`state ppid pgrp ...`), or `None` when there is no such process.
+pub(crate) fn proc_stat_after_comm(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`: the command name is in parentheses and may contain spaces and `)`; the state
+    // follows the last `)`.
+    stat.rsplit_once(')').map(|(_, rest)| rest.to_owned())
+}
+
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`R`, `S`, `T` for stopped, `Z` for a zombie, ...), or
+/// `None` when there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    proc_stat_after_comm(pid)?.trim_start().chars().next()
+}
+
 /// A child process whose stdout and stderr go to files, readable at any time. Killed (SIGKILL) when dropped
 /// while still running.
 #[derive(Debug)]
@@ -115,6 +129,17 @@ impl Spawned {
             }
             std::thread::sleep(crate::wait::POLL_INTERVAL);
         }
+    }
+
+    /// Waits for the process to exit (see [`Spawned::wait_exit`]), asserts that it exited 0, and returns its stdout
+    /// parsed as one JSON value per line (e.g. `codexctl watch`).
+    pub fn wait_json_lines(&mut self, deadline: Duration) -> Vec<serde_json::Value> {
+        let status = self.wait_exit(deadline);
+        assert_eq!(status.code(), Some(0), "stderr:\n{}", self.stderr());
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
     }
 
     /// Waits for the process to exit (see [`Spawned::wait_exit`]) and returns its status and output.

@@ -43,8 +43,8 @@
 //! assert!(keyring.lookup(CODEX_SERVICE, &account).is_some());
 //! ```
 
-use crate::process::{Spawned, clean_command};
-use crate::wait::POLL_INTERVAL;
+use crate::process::{Spawned, clean_command, process_state};
+use crate::wait::{POLL_INTERVAL, wait_until_or};
 use rustix::process::Signal;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -248,19 +248,19 @@ impl SecretService {
     pub fn stop_provider(&mut self) {
         let mut keyring = self.keyring.take().expect("stop_provider: no gnome-keyring-daemon is running");
         self.stopped_keyring_logs.push(stop(&mut keyring, "gnome-keyring-daemon"));
-        let end = Instant::now() + START_DEADLINE;
-        loop {
-            let out = self.secret_tool(&search_probe_args(), None);
-            if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("org.freedesktop.secrets") {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "org.freedesktop.secrets still answered {START_DEADLINE:?} after its daemon exited\n{}",
-                self.logs()
-            );
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        wait_until_or(
+            START_DEADLINE,
+            || {
+                let out = self.secret_tool(&search_probe_args(), None);
+                !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("org.freedesktop.secrets")
+            },
+            || {
+                format!(
+                    "org.freedesktop.secrets still answered {START_DEADLINE:?} after its daemon exited\n{}",
+                    self.logs()
+                )
+            },
+        );
     }
 
     /// `secret-tool lookup service S username U`: `Some(secret)`, or `None` when secret-tool exits 1 without a
@@ -484,18 +484,11 @@ fn stop(process: &mut Spawned, name: &str) -> String {
 
 /// Polls until the state of process `pid` satisfies `ok`.
 fn wait_process_state(pid: u32, what: &str, mut ok: impl FnMut(char) -> bool) {
-    let end = Instant::now() + START_DEADLINE;
-    while !process_state(pid).is_some_and(&mut ok) {
-        assert!(Instant::now() < end, "gnome-keyring-daemon ({pid}) was not {what} within {START_DEADLINE:?}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T` for stopped, ...).
-fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces; the state follows the last `)`.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    wait_until_or(
+        START_DEADLINE,
+        || process_state(pid).is_some_and(&mut ok),
+        || format!("gnome-keyring-daemon ({pid}) was not {what} within {START_DEADLINE:?}"),
+    );
 }
 
 /// Runs `cmd` with stdout and stderr into the same file and no stdin; kills it and panics if it outlives

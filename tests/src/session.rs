@@ -108,12 +108,29 @@ impl Session {
 
 /// The refresh tokens presented at `issuer`'s refresh endpoint, in order.
 pub fn presented_refresh_tokens(issuer: &FakeIssuer) -> Vec<String> {
-    issuer
-        .requests()
-        .iter()
-        .filter(|r| r.endpoint == Some(Endpoint::Refresh))
-        .map(|r| r.param("refresh_token").unwrap_or_default())
-        .collect()
+    issuer.requests_to(Endpoint::Refresh).iter().map(|r| r.param("refresh_token").unwrap_or_default()).collect()
+}
+
+/// Asserts that no refresh token was ever presented twice at `issuer` (the message names the position only, never
+/// a token); returns the refresh tokens presented, in order.
+#[track_caller]
+pub fn assert_presented_distinct(issuer: &FakeIssuer) -> Vec<String> {
+    let presented = presented_refresh_tokens(issuer);
+    for (i, token) in presented.iter().enumerate() {
+        assert!(!presented[..i].contains(token), "refresh token #{i} was presented twice");
+    }
+    presented
+}
+
+/// `getAuthStatus {includeToken: true, refreshToken: true}`: a forced refresh.
+pub fn forced() -> Value {
+    json!({"includeToken": true, "refreshToken": true})
+}
+
+/// A daemon whose HTTP timeout (10 s) outlasts the issuer delays the refresh tests script (the session default is
+/// [`HTTP_TIMEOUT_MS`]).
+pub fn patient(builder: TestDaemonBuilder) -> TestDaemonBuilder {
+    builder.env("CODEXD_HTTP_TIMEOUT_MS", "10000")
 }
 
 /// The current Unix time in seconds.
@@ -172,10 +189,36 @@ pub fn aging(auth_json: &[u8], left: i64) -> Vec<u8> {
     with_last_refresh(&with_access_exp(auth_json, now + left), now + left - 3600)
 }
 
-/// The access token in an `auth.json`.
+/// The access token in an `auth.json` (or in its compact keyring form).
 pub fn access_token_of(auth_json: &[u8]) -> String {
     let doc: Value = serde_json::from_slice(auth_json).expect("auth.json is JSON");
     doc["tokens"]["access_token"].as_str().expect("tokens.access_token").to_owned()
+}
+
+/// The refresh token in an `auth.json` (or in its compact keyring form).
+pub fn refresh_token_of(auth_json: &[u8]) -> String {
+    let doc: Value = serde_json::from_slice(auth_json).expect("auth.json is JSON");
+    doc["tokens"]["refresh_token"].as_str().expect("tokens.refresh_token").to_owned()
+}
+
+/// `auth.json` with the three tokens of an issuer answer ([`redeem`]'s body) and `last_refresh` now, as a Codex
+/// CLI writes it after its own refresh; panics when the answer lacks one of the tokens.
+pub fn with_issued(auth_json: &[u8], issued: &Value) -> Vec<u8> {
+    edit_auth_json(auth_json, |doc| {
+        for name in ["id_token", "access_token", "refresh_token"] {
+            let token = issued[name].as_str().unwrap_or_else(|| panic!("no {name} in the issuer's answer"));
+            doc["tokens"][name] = json!(token);
+        }
+        doc["last_refresh"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    })
+}
+
+/// The same login refreshed by another program (a Codex CLI): `auth_json`'s refresh token redeemed at `issuer`,
+/// the new tokens in, and `last_refresh` now (see [`with_issued`]).
+pub fn refreshed_elsewhere(issuer: &FakeIssuer, auth_json: &[u8]) -> Vec<u8> {
+    let (status, answer) = redeem(issuer.url(), &refresh_token_of(auth_json));
+    assert_eq!(status, 200, "the issuer refused the redemption: {answer}");
+    with_issued(auth_json, &answer)
 }
 
 /// Redeems `refresh_token` at `issuer_url` directly, as another program would (HTTP/1.1 over a loopback TCP
@@ -316,6 +359,11 @@ pub fn assert_no_secrets(log: &str, secrets: &[String], what: &str) {
             panic!("{what} contains the secret {secret:?} on this line:\n{line}");
         }
     }
+}
+
+/// Panics if the daemon's stderr (all its runs) holds any of `secrets` (or [`SECRET_MARK`]).
+pub fn assert_stderr_clean(daemon: &TestDaemon, secrets: &[String]) {
+    assert_no_secrets(&daemon.stderr(), secrets, "codexd's stderr");
 }
 
 /// Whether process `pid` has `path` open (one of `/proc/<pid>/fd/*` links to it): e.g. codexd waiting for

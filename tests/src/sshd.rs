@@ -18,6 +18,7 @@
 //! ```
 
 use crate::conn::Conn;
+use crate::daemon::answers_status;
 use crate::process::{Spawned, clean_command};
 use crate::wait::POLL_INTERVAL;
 use rustix::process::{Pid, Signal, kill_process};
@@ -417,21 +418,4 @@ impl Drop for SshForward<'_> {
             eprintln!("----- ssh -R {} stderr -----\n{}\n-----", self.remote.display(), self.ssh.stderr());
         }
     }
-}
-
-/// Whether `socket` exists and answers `daemon/status` within a second.
-fn answers_status(socket: &Path) -> bool {
-    if !socket.exists() {
-        return false;
-    }
-    let Ok(mut conn) = Conn::connect(socket) else { return false };
-    conn.set_read_timeout(Some(Duration::from_secs(1)));
-    let id = conn.fresh_id();
-    let request = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "daemon/status"});
-    let mut line = serde_json::to_vec(&request).expect("JSON encodes");
-    line.push(b'\n');
-    if conn.send_bytes(&line).is_err() {
-        return false;
-    }
-    matches!(conn.read_message(), Ok(Some(reply)) if reply["id"] == id && reply["result"].is_object())
 }
