@@ -6,7 +6,7 @@ const os = require("node:os");
 const path = require("node:path");
 const { test } = require("node:test");
 const { CodexdClient } = require("../dist/index.js");
-const { pollUntil, rejection, waitForEvent, World } = require("./harness.js");
+const { assertSameSecret, pollUntil, rejection, waitForEvent, World } = require("./harness.js");
 
 /** A socket path in a fresh directory where nothing listens. */
 function nowhere() {
@@ -51,7 +51,7 @@ test("no daemon yet: the client keeps trying and connects once a daemon serves t
     const connected = waitForEvent(client, "connected");
     await world.startDaemon();
     await connected;
-    assert.equal(await client.token(), await world.codexctlToken());
+    assertSameSecret(await client.token(), await world.codexctlToken(), "token() and codexctl token");
   } finally {
     await world.dispose();
   }

@@ -4,6 +4,7 @@
 // synchronisation: readiness is "the socket answers", and tests wait for events or poll with deadlines.
 "use strict";
 
+const assert = require("node:assert/strict");
 const { spawn, execFile } = require("node:child_process");
 const fs = require("node:fs");
 const net = require("node:net");
@@ -412,6 +413,39 @@ function worldTest(name, options, body) {
 }
 
 /**
+ * How a secret appears in a failure message: its type (and a string's length), never its value.
+ * @param {unknown} value
+ */
+function describeSecret(value) {
+  if (value === null) return "null";
+  return typeof value === "string" ? `a string of ${value.length} chars` : typeof value;
+}
+
+/**
+ * Asserts that `actual` is the secret `expected` (a token or API key, or null for none) without showing either:
+ * the failure names only their types and lengths.
+ * @param {unknown} actual
+ * @param {unknown} expected
+ * @param {string} what
+ */
+function assertSameSecret(actual, expected, what) {
+  assert.ok(
+    actual === expected,
+    `${what}: the secrets differ (got ${describeSecret(actual)}, want ${describeSecret(expected)})`,
+  );
+}
+
+/**
+ * Asserts that `actual` is not the secret `other`, without showing either.
+ * @param {unknown} actual
+ * @param {unknown} other
+ * @param {string} what
+ */
+function assertOtherSecret(actual, other, what) {
+  assert.ok(actual !== other, `${what}: the same secret (${describeSecret(actual)}) both times`);
+}
+
+/**
  * Resolves with the error `promise` rejects with; fails when it resolves.
  * @param {Promise<unknown>} promise
  * @returns {Promise<import("../dist/index.js").CodexdError>}
@@ -425,4 +459,15 @@ async function rejection(promise) {
   throw new Error("expected a rejection, got a value");
 }
 
-module.exports = { BIN, DEADLINE_MS, World, worldTest, waitForEvent, pollUntil, rejection, startIssuer };
+module.exports = {
+  BIN,
+  DEADLINE_MS,
+  World,
+  worldTest,
+  waitForEvent,
+  pollUntil,
+  rejection,
+  startIssuer,
+  assertSameSecret,
+  assertOtherSecret,
+};

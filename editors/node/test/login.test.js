@@ -1,7 +1,7 @@
 // @ts-check
 "use strict";
 const assert = require("node:assert/strict");
-const { worldTest, waitForEvent, rejection } = require("./harness.js");
+const { worldTest, waitForEvent, rejection, assertSameSecret } = require("./harness.js");
 
 worldTest("an API-key login over loginStart is served by token() at once", { loggedIn: false }, async (world) => {
   const client = await world.connectedClient();
@@ -14,9 +14,9 @@ worldTest("an API-key login over loginStart is served by token() at once", { log
   assert.equal(completed.success, true);
   const [update] = await updated;
   assert.equal(update.authMode, "apikey");
-  assert.equal(await client.token(), apiKey, "stored trimmed");
-  assert.equal(await watcher.token(), apiKey);
-  assert.equal(await world.codexctlToken(), apiKey);
+  assertSameSecret(await client.token(), apiKey, "stored trimmed");
+  assertSameSecret(await watcher.token(), apiKey, "the watcher's token()");
+  assertSameSecret(await world.codexctlToken(), apiKey, "codexctl token");
   assert.deepEqual(await client.account(), { type: "apiKey" });
 });
 
@@ -45,7 +45,7 @@ worldTest(
     assert.equal(update.authMode, "chatgpt");
 
     const token = await client.token();
-    assert.equal(token, await world.codexctlToken());
+    assertSameSecret(token, await world.codexctlToken(), "token() and codexctl token");
     const account = await client.account();
     assert.equal(account?.type, "chatgpt");
     // The completion was kept: a late waitForLogin still resolves.

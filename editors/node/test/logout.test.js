@@ -1,14 +1,14 @@
 // @ts-check
 "use strict";
 const assert = require("node:assert/strict");
-const { worldTest, waitForEvent, rejection } = require("./harness.js");
+const { worldTest, waitForEvent, rejection, assertSameSecret } = require("./harness.js");
 
 worldTest("a logout reaches every subscriber, and token() then fails with notLoggedIn", {}, async (world) => {
   const a = await world.connectedClient();
   const b = await world.connectedClient();
   const token = await world.codexctlToken();
-  assert.equal(await a.token(), token);
-  assert.equal(await b.token(), token);
+  assertSameSecret(await a.token(), token, "a's token()");
+  assertSameSecret(await b.token(), token, "b's token()");
 
   const onA = waitForEvent(a, "accountUpdated", { filter: (u) => u.reason === "logout" });
   const onB = waitForEvent(b, "accountUpdated", { filter: (u) => u.reason === "logout" });

@@ -1,7 +1,7 @@
 // @ts-check
 "use strict";
 const assert = require("node:assert/strict");
-const { worldTest, waitForEvent, rejection } = require("./harness.js");
+const { worldTest, waitForEvent, rejection, assertSameSecret, assertOtherSecret } = require("./harness.js");
 
 worldTest(
   "a refresh by the daemon arrives as accountUpdated (refresh) and token() then returns the new token",
@@ -22,14 +22,14 @@ worldTest(
     const [update] = await external;
     assert.equal(update.authMode, "chatgpt");
     const first = await client.token();
-    assert.equal(first, minted.access_token);
+    assertSameSecret(first, minted.access_token, "token() after the external login");
 
     const [refreshed] = await waitForEvent(client, "accountUpdated", { filter: (u) => u.reason === "refresh" });
     assert.equal(refreshed.authMode, "chatgpt");
     assert.ok(refreshed.generation > update.generation);
     const second = await client.token();
-    assert.notEqual(second, first, "the cache was dropped on accountUpdated");
-    assert.equal(second, await world.codexctlToken());
+    assertOtherSecret(second, first, "the cache was dropped on accountUpdated");
+    assertSameSecret(second, await world.codexctlToken(), "token() and codexctl token");
   },
 );
 
@@ -38,10 +38,10 @@ worldTest("refresh() forces a refresh and returns the new token", {}, async (wor
   const before = await client.token();
   const notified = waitForEvent(client, "accountUpdated", { filter: (u) => u.reason === "refresh" });
   const after = await client.refresh();
-  assert.notEqual(after, before);
+  assertOtherSecret(after, before, "refresh() returned the old token");
   await notified;
-  assert.equal(await client.token(), after);
-  assert.equal(await world.codexctlToken(), after);
+  assertSameSecret(await client.token(), after, "token() after refresh()");
+  assertSameSecret(await world.codexctlToken(), after, "codexctl token after refresh()");
 });
 
 worldTest("refresh() fails with refreshUnavailable while the issuer answers 500", {}, async (world) => {
@@ -55,7 +55,7 @@ worldTest("refresh() fails with refreshUnavailable while the issuer answers 500"
   const err = await rejection(client.refresh());
   assert.equal(err.code, -32003);
   assert.equal(err.reason, "refreshUnavailable");
-  assert.equal(await client.token(), before, "the current token is still served");
+  assertSameSecret(await client.token(), before, "the current token is still served");
 });
 
 worldTest(

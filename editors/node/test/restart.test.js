@@ -1,7 +1,7 @@
 // @ts-check
 "use strict";
 const assert = require("node:assert/strict");
-const { worldTest, waitForEvent, rejection } = require("./harness.js");
+const { worldTest, waitForEvent, rejection, assertSameSecret } = require("./harness.js");
 
 worldTest(
   "daemon stop and restart: shuttingDown, the cache dropped, reconnect to the new daemon, token() again",
@@ -37,8 +37,8 @@ worldTest(
     assert.equal(info.serverInfo.name, "codexd");
     assert.equal(client.state, "connected");
     assert.notEqual((await client.daemonStatus()).pid, firstPid, "a new daemon");
-    assert.equal(await client.token(), await world.codexctlToken());
-    assert.equal(await client.token(), token, "the same login, served by the new daemon");
+    assertSameSecret(await client.token(), await world.codexctlToken(), "token() and codexctl token");
+    assertSameSecret(await client.token(), token, "the same login, served by the new daemon");
     assert.deepEqual(seen.slice(0, 3), [
       "shuttingDown cached=false",
       "disconnected unreachable willReconnect=true",
@@ -56,7 +56,7 @@ worldTest("daemonShutdown() over the socket: the client sees shuttingDown, then 
   const reconnected = waitForEvent(client, "connected");
   await world.startDaemon();
   await reconnected;
-  assert.equal(await client.token(), await world.codexctlToken());
+  assertSameSecret(await client.token(), await world.codexctlToken(), "token() and codexctl token");
 });
 
 worldTest("with reconnectWaitMs, a call made while disconnected waits for the restart", {}, async (world) => {
@@ -66,7 +66,7 @@ worldTest("with reconnectWaitMs, a call made while disconnected waits for the re
   await disconnected;
   const pending = client.token();
   await world.startDaemon();
-  assert.equal(await pending, await world.codexctlToken());
+  assertSameSecret(await pending, await world.codexctlToken(), "the waiting token() and codexctl token");
 });
 
 worldTest("a daemon killed without a word: disconnected, then back after a restart", {}, async (world) => {
@@ -88,5 +88,5 @@ worldTest("a daemon killed without a word: disconnected, then back after a resta
   const reconnected = waitForEvent(client, "connected");
   await world.startDaemon();
   await reconnected;
-  assert.equal(await client.token(), await world.codexctlToken());
+  assertSameSecret(await client.token(), await world.codexctlToken(), "token() and codexctl token");
 });

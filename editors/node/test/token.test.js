@@ -1,7 +1,7 @@
 // @ts-check
 "use strict";
 const assert = require("node:assert/strict");
-const { worldTest } = require("./harness.js");
+const { worldTest, assertSameSecret } = require("./harness.js");
 const { CodexdClient } = require("../dist/index.js");
 
 worldTest("token() returns what `codexctl token` prints, and serves it from the cache", {}, async (world) => {
@@ -24,16 +24,16 @@ worldTest("token() returns what `codexctl token` prints, and serves it from the 
   const expected = await world.codexctlToken();
   assert.ok(expected.length > 20);
   const [a, b] = await Promise.all([client.token(), client.token()]);
-  assert.equal(a, expected);
-  assert.equal(b, expected);
-  assert.equal(await client.token(), expected);
+  assertSameSecret(a, expected, "the first concurrent token()");
+  assertSameSecret(b, expected, "the second concurrent token()");
+  assertSameSecret(await client.token(), expected, "a later token()");
   assert.equal(getAuthStatusCalls, 1, "concurrent and later calls share one request, then the cache");
 
   const status = await client.status();
   assert.equal(status.authMethod, "chatgpt");
-  assert.equal(status.authToken, null, "status() never carries the token");
+  assertSameSecret(status.authToken, null, "status() never carries the token");
   assert.equal(typeof status.generation, "number");
-  assert.equal(await client.token(), expected);
+  assertSameSecret(await client.token(), expected, "token() after status()");
   assert.equal(getAuthStatusCalls, 2, "status() is one more getAuthStatus; the same generation keeps the cache");
 
   const account = await client.account();
@@ -48,7 +48,7 @@ worldTest("a call made while connect() is on its way waits for it", {}, async (w
   const client = world.client();
   const connecting = client.connect();
   assert.equal(client.state, "connecting");
-  assert.equal(await client.token(), await world.codexctlToken());
+  assertSameSecret(await client.token(), await world.codexctlToken(), "token() and codexctl token");
   await connecting;
 });
 

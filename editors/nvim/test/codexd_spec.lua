@@ -454,7 +454,7 @@ function cases.logout()
     return seen[#seen] == "logged-out"
   end, "User CodexdChanged")
   local tok, terr = codexd.token()
-  eq(tok, nil, "no token after logout")
+  eq_secret(tok, nil, "no token after logout")
   contains(terr, "not logged in", "token() error")
 end
 
@@ -487,7 +487,7 @@ function cases.stop()
   local t0 = now_ms()
   local tok, terr = codexd.token({ timeout_ms = 1000 })
   local took = now_ms() - t0
-  eq(tok, nil, "no token from a stopped daemon")
+  eq_secret(tok, nil, "no token from a stopped daemon")
   -- "cannot reach codexd at SOCK: ENOENT..." once the socket is gone; while the stopping daemon still has it, the
   -- connection may be accepted and then reset ("no answer from SOCK: ...").
   contains(terr, SOCK, "token() error names the socket")
@@ -540,7 +540,7 @@ function cases.absent()
   eq(line(), "codex:offline", "statusline without a daemon")
   local t0 = now_ms()
   local tok, err = codexd.token({ timeout_ms = 500 })
-  eq(tok, nil, "no token without a daemon")
+  eq_secret(tok, nil, "no token without a daemon")
   contains(err, "cannot reach codexd at " .. SOCK, "token() error")
   truthy(now_ms() - t0 < 1000, "token() waited too long")
   start_daemon()
@@ -589,7 +589,7 @@ function cases.refresh_failed()
   )
   eq(status, 200, "scripting the fake issuer")
   local tok, err = codexd.token({ refresh = true })
-  eq(tok, nil, "no token after a refused refresh")
+  eq_secret(tok, nil, "no token after a refused refresh")
   contains(err, "refresh", "token() error")
   eventually(3000, function()
     return line() == "codex:refresh-failed"

@@ -90,17 +90,22 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
+# redact FILE: FILE with every token the case saw (the secrets file lists them) replaced by <token>.
+redact() {
+  if [[ -s $tmp/secrets ]]; then
+    sed -e "$(sed 's/[][\/.*^$]/\\&/g; s/.*/s\/&\/<token>\/g/' "$tmp/secrets")" "$1"
+  else
+    cat "$1"
+  fi
+}
+
 show_logs() {
   local f
   for f in "$tmp"/*.log; do
     [[ -f $f ]] || continue
     echo "----- ${f##*/}"
-    # The secrets file lists every token the case saw: hide them should a log hold one.
-    if [[ -s $tmp/secrets ]]; then
-      sed -e "$(sed 's/[][\/.*^$]/\\&/g; s/.*/s\/&\/<token>\/g/' "$tmp/secrets")" "$f" | tail -n 40
-    else
-      tail -n 40 "$f"
-    fi
+    # Hide the tokens should a log hold one.
+    redact "$f" | tail -n 40
   done
 }
 
@@ -201,7 +206,8 @@ for c in "${cases[@]}"; do
     printf 'ok    %-16s %6d ms\n' "$name" "$elapsed"
   else
     printf 'FAIL  %-16s %6d ms\n' "$name" "$elapsed"
-    [[ -f $tmp/result ]] && sed 's/^/      /' "$tmp/result"
+    # The spec's failure message, with the tokens hidden as in the logs.
+    [[ -f $tmp/result ]] && redact "$tmp/result" | sed 's/^/      /'
     show_logs | sed 's/^/      /'
     failed+=("$name")
   fi
